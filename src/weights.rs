@@ -1,0 +1,249 @@
+//! The project's one weights format: a safetensors file whose header also describes the model.
+//!
+//! Why safetensors rather than burnpack: it is the format the rest of the ecosystem reads
+//! (`safetensors.torch.load_file` opens our files in Python), its header has a string-to-string
+//! metadata map for our [`ModelInfo`], it loads from bytes as well as from a path (the browser has
+//! bytes), and burn-store reads and writes it in f32 or f16 on native and wasm alike.
+//!
+//! Tensors are named after the model's fields (`conv1.weight`, ..., `fc8.bias`) in Burn's layout
+//! (linear weights `[in, out]`). The metadata key `alexnet` holds the [`ModelInfo`] as JSON.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::backend::Backend;
+use burn_store::{
+    ApplyResult, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore, SafetensorsStoreError,
+};
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::labels::Label;
+use crate::model::{AlexNet, AlexNetConfig};
+use crate::preprocess::Normalization;
+
+/// The metadata key under which [`ModelInfo`] is stored.
+pub const METADATA_KEY: &str = "alexnet";
+/// Bumped when the layout of saved files changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything besides the tensors that a saved model carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub format_version: u32,
+    /// Rebuilds the network: preset, number of classes, width.
+    pub config: AlexNetConfig,
+    /// One label per output, in output order.
+    pub labels: Vec<Label>,
+    /// The normalisation the model was trained with.
+    pub normalization: Normalization,
+    /// Free-form facts about where the weights come from: dataset, epochs, accuracy, command...
+    #[serde(default)]
+    pub provenance: BTreeMap<String, serde_json::Value>,
+}
+
+impl ModelInfo {
+    pub fn new(config: AlexNetConfig, labels: Vec<Label>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            config,
+            labels,
+            normalization: Normalization::IMAGENET,
+            provenance: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one provenance entry.
+    pub fn with_provenance(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.provenance.insert(key.to_string(), value.into());
+        self
+    }
+
+    fn check(&self) -> Result<(), WeightsError> {
+        if self.format_version > FORMAT_VERSION {
+            return Err(WeightsError::BadMetadata(format!(
+                "format version {} is newer than this program's ({FORMAT_VERSION})",
+                self.format_version
+            )));
+        }
+        self.config.validate().map_err(WeightsError::BadMetadata)?;
+        if self.labels.len() != self.config.num_classes {
+            return Err(WeightsError::BadMetadata(format!(
+                "{} labels for {} classes",
+                self.labels.len(),
+                self.config.num_classes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How the weights are stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    /// Half the size; loads back to f32.
+    F16,
+}
+
+/// What can go wrong reading or writing a weights file.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not a safetensors file, or a truncated one ({0})")]
+    NotSafetensors(String),
+    #[error("a safetensors file, but not an AlexNet saved by this project (no `{METADATA_KEY}` metadata)")]
+    NotAlexNet,
+    #[error("the model description in the file is invalid: {0}")]
+    BadMetadata(String),
+    #[error("the tensors in the file do not fit the model it describes: {0}")]
+    Mismatch(String),
+    #[error("tensors are stored as {0}; only F32 and F16 are supported")]
+    UnsupportedDtype(String),
+    #[error("PyTorch file: {0}")]
+    Pytorch(String),
+    #[error("writing the weights failed: {0}")]
+    Write(String),
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WeightsError + '_ {
+    move |source| WeightsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A model together with its description: what a weights file holds.
+#[derive(Debug)]
+pub struct SavedModel<B: Backend> {
+    pub model: AlexNet<B>,
+    pub info: ModelInfo,
+}
+
+fn store_for_saving(
+    store: SafetensorsStore,
+    info: &ModelInfo,
+    precision: Precision,
+) -> Result<SafetensorsStore, WeightsError> {
+    let json = serde_json::to_string(info).map_err(|e| WeightsError::Write(e.to_string()))?;
+    let store = store.metadata(METADATA_KEY, json);
+    Ok(match precision {
+        Precision::F32 => store,
+        Precision::F16 => store.with_to_adapter(HalfPrecisionAdapter::new()),
+    })
+}
+
+impl<B: Backend> SavedModel<B> {
+    /// Serialises to the bytes of a weights file.
+    pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, WeightsError> {
+        let mut store = store_for_saving(SafetensorsStore::from_bytes(None), &self.info, precision)?;
+        self.model
+            .save_into(&mut store)
+            .map_err(|e| WeightsError::Write(e.to_string()))?;
+        store
+            .get_bytes()
+            .map_err(|e| WeightsError::Write(e.to_string()))
+    }
+
+    /// Writes a weights file atomically: to `PATH.partial` first, then renamed over `path`, so an
+    /// interrupted save never leaves a broken file where a good one was.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&self, path: &std::path::Path, precision: Precision) -> Result<(), WeightsError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = std::path::PathBuf::from(partial);
+        let mut store = store_for_saving(
+            SafetensorsStore::from_file(&partial).overwrite(true),
+            &self.info,
+            precision,
+        )?;
+        self.model
+            .save_into(&mut store)
+            .map_err(|e| WeightsError::Write(format!("{}: {e}", partial.display())))?;
+        std::fs::rename(&partial, path).map_err(io_error(path))
+    }
+
+    /// Reads a weights file.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(path: &std::path::Path, device: &B::Device) -> Result<Self, WeightsError> {
+        let bytes = std::fs::read(path).map_err(io_error(path))?;
+        Self::from_bytes(bytes, device)
+    }
+
+    /// Reads the bytes of a weights file (what the browser downloads).
+    pub fn from_bytes(bytes: Vec<u8>, device: &B::Device) -> Result<Self, WeightsError> {
+        let (info, dtype) = read_header(&bytes)?;
+        let mut model = info.config.init::<B>(device);
+        let store = SafetensorsStore::from_bytes(Some(bytes));
+        let mut store = match dtype {
+            Dtype::F16 => store.with_from_adapter(HalfPrecisionAdapter::new()),
+            _ => store,
+        };
+        let result = model.load_from(&mut store).map_err(|e| match e {
+            SafetensorsStoreError::ValidationFailed(msg) | SafetensorsStoreError::TensorNotFound(msg) => {
+                WeightsError::Mismatch(msg.trim().to_string())
+            }
+            other => WeightsError::NotSafetensors(other.to_string()),
+        })?;
+        check_complete(&result)?;
+        Ok(Self { model, info })
+    }
+}
+
+/// Reads the description from a weights file's header, without loading its tensors.
+pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
+    read_header(bytes).map(|(info, _)| info)
+}
+
+fn read_header(bytes: &[u8]) -> Result<(ModelInfo, Dtype), WeightsError> {
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or(WeightsError::NotAlexNet)?;
+    let info: ModelInfo =
+        serde_json::from_str(json).map_err(|e| WeightsError::BadMetadata(e.to_string()))?;
+    info.check()?;
+    let tensors = header.tensors();
+    let dtype = match tensors.values().next() {
+        None => return Err(WeightsError::Mismatch("the file holds no tensors".into())),
+        Some(t) => t.dtype,
+    };
+    if let Some((name, t)) = tensors.iter().find(|(_, t)| t.dtype != dtype) {
+        return Err(WeightsError::UnsupportedDtype(format!(
+            "a mix of {dtype:?} and {:?} (`{name}`)",
+            t.dtype
+        )));
+    }
+    if !matches!(dtype, Dtype::F32 | Dtype::F16) {
+        return Err(WeightsError::UnsupportedDtype(format!("{dtype:?}")));
+    }
+    Ok((info, dtype))
+}
+
+/// Refuses partial loads: every parameter must come from the file, and every tensor in the file
+/// must be used.
+pub(crate) fn check_complete(result: &ApplyResult) -> Result<(), WeightsError> {
+    if !result.errors.is_empty() {
+        let errors: Vec<String> = result.errors.iter().map(|e| format!("{e:?}")).collect();
+        return Err(WeightsError::Mismatch(errors.join("; ")));
+    }
+    if !result.missing.is_empty() {
+        let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+        return Err(WeightsError::Mismatch(format!("missing tensors: {}", missing.join(", "))));
+    }
+    if !result.unused.is_empty() {
+        return Err(WeightsError::Mismatch(format!(
+            "unexpected tensors: {}",
+            result.unused.join(", ")
+        )));
+    }
+    Ok(())
+}

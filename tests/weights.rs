@@ -1,0 +1,130 @@
+//! The weights format: exact round trips, f16, and clear errors for bad files.
+
+mod common;
+
+use alexnet::labels::{self, Label};
+use alexnet::weights::{read_info, ModelInfo, Precision, SavedModel, WeightsError};
+use alexnet::{AlexNet, AlexNetConfig};
+use burn::tensor::{Tensor, TensorData};
+use burn_store::ModuleSnapshot;
+use common::{device, ScratchDir, TestBackend as B};
+
+fn small_model(num_classes: usize) -> SavedModel<B> {
+    let config = AlexNetConfig::paper(num_classes).with_width(0.25);
+    let labels = (0..num_classes)
+        .map(|i| Label { name: format!("thing {i}"), wnid: None })
+        .collect();
+    let info = ModelInfo::new(config.clone(), labels)
+        .with_provenance("dataset", "none (random weights)")
+        .with_provenance("epochs", 0);
+    SavedModel { model: config.init(&device()), info }
+}
+
+fn parameters(model: &AlexNet<B>) -> Vec<(String, TensorData)> {
+    let mut params: Vec<_> = model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|s| (s.full_path(), s.to_data().unwrap()))
+        .collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    params
+}
+
+#[test]
+fn f32_round_trip_is_bit_exact_through_a_file() {
+    let dir = ScratchDir::new("weights-f32");
+    let saved = small_model(10);
+    let path = dir.path("model.safetensors");
+    saved.save(&path, Precision::F32).unwrap();
+    let loaded = SavedModel::<B>::load(&path, &device()).unwrap();
+    assert_eq!(loaded.info, saved.info);
+    let (a, b) = (parameters(&saved.model), parameters(&loaded.model));
+    assert_eq!(a.len(), 16, "8 layers x (weight, bias)");
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(x.as_bytes(), y.as_bytes(), "{name} changed");
+    }
+    // No partial file is left behind.
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 1);
+}
+
+#[test]
+fn f16_round_trip_is_within_half_precision_and_half_the_size() {
+    let saved = small_model(10);
+    let f32_bytes = saved.to_bytes(Precision::F32).unwrap();
+    let f16_bytes = saved.to_bytes(Precision::F16).unwrap();
+    let ratio = f16_bytes.len() as f64 / f32_bytes.len() as f64;
+    assert!((0.49..0.51).contains(&ratio), "f16 file is {ratio} of f32");
+    let loaded = SavedModel::<B>::from_bytes(f16_bytes, &device()).unwrap();
+    for ((name, x), (_, y)) in parameters(&saved.model).iter().zip(&parameters(&loaded.model)) {
+        let (x, y) = (x.to_vec::<f32>().unwrap(), y.to_vec::<f32>().unwrap());
+        for (a, b) in x.iter().zip(&y) {
+            // f16 keeps 11 significant bits; values under 6e-5 become subnormal.
+            assert!((a - b).abs() <= a.abs() * 4.9e-4 + 6e-8, "{name}: {a} -> {b}");
+        }
+    }
+    // And the network still answers the same, to f16 precision.
+    let images = Tensor::<B, 4>::ones([1, 3, 224, 224], &device());
+    let p = saved.model.probabilities(images.clone()).into_data().to_vec::<f32>().unwrap();
+    let q = loaded.model.probabilities(images).into_data().to_vec::<f32>().unwrap();
+    assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 1e-3));
+}
+
+#[test]
+fn header_describes_the_model() {
+    let saved = small_model(3);
+    let info = read_info(&saved.to_bytes(Precision::F16).unwrap()).unwrap();
+    assert_eq!(info.config.num_classes, 3);
+    assert_eq!(info.labels[2].name, "thing 2");
+    assert_eq!(info.provenance["epochs"], 0);
+}
+
+fn load_err(bytes: Vec<u8>) -> WeightsError {
+    SavedModel::<B>::from_bytes(bytes, &device()).unwrap_err()
+}
+
+#[test]
+fn bad_files_give_typed_errors() {
+    let good = small_model(10).to_bytes(Precision::F32).unwrap();
+
+    let truncated = load_err(good[..good.len() - 1000].to_vec());
+    assert!(matches!(truncated, WeightsError::NotSafetensors(_)), "{truncated}");
+    assert!(matches!(load_err(good[..5].to_vec()), WeightsError::NotSafetensors(_)));
+    assert!(matches!(load_err(Vec::new()), WeightsError::NotSafetensors(_)));
+    assert!(matches!(load_err(b"PK\x03\x04 a zip, like a .pth".to_vec()), WeightsError::NotSafetensors(_)));
+
+    // A valid safetensors file from elsewhere: no model description.
+    let mut foreign = burn_store::SafetensorsStore::from_bytes(None);
+    small_model(10).model.save_into(&mut foreign).unwrap();
+    let foreign = load_err(foreign.get_bytes().unwrap());
+    assert!(matches!(foreign, WeightsError::NotAlexNet), "{foreign}");
+
+    // A description that does not fit the tensors (file says 5 classes, holds 10).
+    let mut lying = small_model(10);
+    lying.info.config.num_classes = 5;
+    lying.info.labels.truncate(5);
+    let mismatch = load_err(lying.to_bytes(Precision::F32).unwrap());
+    assert!(matches!(mismatch, WeightsError::Mismatch(_)), "{mismatch}");
+    assert!(mismatch.to_string().contains("fc8"), "{mismatch}");
+
+    // Labels that do not match the number of classes.
+    let mut mislabelled = small_model(10);
+    mislabelled.info.labels.pop();
+    let bad = load_err(mislabelled.to_bytes(Precision::F32).unwrap());
+    assert!(matches!(bad, WeightsError::BadMetadata(_)), "{bad}");
+
+    let missing = SavedModel::<B>::load(std::path::Path::new("/nonexistent/model.safetensors"), &device());
+    assert!(matches!(missing, Err(WeightsError::Io { .. })));
+}
+
+#[test]
+fn imagenet_labels_travel_with_the_model() {
+    let config = AlexNetConfig::torchvision(1000).with_width(0.125);
+    let saved = SavedModel::<B> {
+        model: config.init(&device()),
+        info: ModelInfo::new(config, labels::imagenet()),
+    };
+    let info = read_info(&saved.to_bytes(Precision::F16).unwrap()).unwrap();
+    assert_eq!(info.labels.len(), 1000);
+    assert_eq!(info.labels[574].name, "golf ball");
+    assert_eq!(info.labels[574].wnid.as_deref(), Some("n03445777"));
+}
