@@ -66,6 +66,9 @@ pub enum Initialization {
     /// Paper section 5: weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6 and fc7 (to give
     /// the ReLUs positive inputs early on), 0 elsewhere.
     Paper,
+    /// He et al. (2015): weights N(0, 2 / fan_in), biases 0 (fc8: N(0, 0.01)). Keeps activations
+    /// from shrinking layer after layer, so a network without normalisation starts learning at once.
+    He,
 }
 
 /// AlexNet's hyper-parameters. Saved with every model so a weights file rebuilds its own network.
@@ -161,14 +164,24 @@ impl AlexNetConfig {
             LinearConfig::new(hidden, hidden),
             LinearConfig::new(hidden, self.num_classes),
         ];
-        if self.initialization == Initialization::Paper {
-            let normal = Initializer::Normal { mean: 0.0, std: 0.01 };
+        let initializer = match self.initialization {
+            Initialization::Default => None,
+            Initialization::Paper => Some(Initializer::Normal { mean: 0.0, std: 0.01 }),
+            Initialization::He => Some(Initializer::KaimingNormal {
+                gain: std::f64::consts::SQRT_2,
+                fan_out_only: false,
+            }),
+        };
+        if let Some(initializer) = initializer {
             for c in &mut convs {
-                c.initializer = normal.clone();
+                c.initializer = initializer.clone();
             }
             for l in &mut linears {
-                l.initializer = normal.clone();
+                l.initializer = initializer.clone();
             }
+            // The output layer starts small in both schemes: near-uniform predictions, a loss
+            // near ln(classes), and no early blow-up through the softmax.
+            linears[2].initializer = Initializer::Normal { mean: 0.0, std: 0.01 };
         }
         let [conv1, conv2, conv3, conv4, conv5] = convs.map(|c| c.init(device));
         let [fc6, fc7, fc8] = linears.map(|l| l.init(device));
@@ -201,14 +214,19 @@ impl AlexNetConfig {
             fc8,
             relu: Relu::new(),
         };
-        if self.initialization == Initialization::Paper {
+        let hidden_bias = match self.initialization {
+            Initialization::Default => None,
+            Initialization::Paper => Some(1.0),
+            Initialization::He => Some(0.0),
+        };
+        if let Some(hidden_bias) = hidden_bias {
             model.conv1.bias = constant_bias(model.conv1.bias, 0.0);
-            model.conv2.bias = constant_bias(model.conv2.bias, 1.0);
+            model.conv2.bias = constant_bias(model.conv2.bias, hidden_bias);
             model.conv3.bias = constant_bias(model.conv3.bias, 0.0);
-            model.conv4.bias = constant_bias(model.conv4.bias, 1.0);
-            model.conv5.bias = constant_bias(model.conv5.bias, 1.0);
-            model.fc6.bias = constant_bias(model.fc6.bias, 1.0);
-            model.fc7.bias = constant_bias(model.fc7.bias, 1.0);
+            model.conv4.bias = constant_bias(model.conv4.bias, hidden_bias);
+            model.conv5.bias = constant_bias(model.conv5.bias, hidden_bias);
+            model.fc6.bias = constant_bias(model.fc6.bias, hidden_bias);
+            model.fc7.bias = constant_bias(model.fc7.bias, hidden_bias);
             model.fc8.bias = constant_bias(model.fc8.bias, 0.0);
         }
         model

@@ -160,12 +160,18 @@ pub fn crop(image: &RgbImage, left: u32, top: u32, size: u32) -> RgbImage {
 
 /// Scales to [0, 1], normalises, and lays the pixels out channel-first: `[3, h, w]` values.
 pub fn to_chw(image: &RgbImage, norm: &Normalization) -> Vec<f32> {
+    to_chw_shifted(image, norm, [0.0; 3])
+}
+
+/// [`to_chw`], adding `shift` to every pixel's RGB in [0, 1] units before normalising (the
+/// trainer's PCA lighting augmentation; zero for evaluation).
+pub fn to_chw_shifted(image: &RgbImage, norm: &Normalization, shift: [f32; 3]) -> Vec<f32> {
     let plane = (image.width() * image.height()) as usize;
     let mut chw = vec![0.0f32; 3 * plane];
     for (i, pixel) in image.pixels().enumerate() {
         for c in 0..3 {
             // Same operation order as torchvision: x / 255, then (x - mean) / std.
-            chw[c * plane + i] = (pixel[c] as f32 / 255.0 - norm.mean[c]) / norm.std[c];
+            chw[c * plane + i] = (pixel[c] as f32 / 255.0 + shift[c] - norm.mean[c]) / norm.std[c];
         }
     }
     chw

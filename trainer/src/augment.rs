@@ -1,0 +1,120 @@
+//! Training-time augmentation (paper section 4.1): random 224 crops of the central 256x256,
+//! horizontal flips, and "fancy PCA" lighting. Evaluation uses `alexnet::preprocess` unchanged.
+
+use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
+use alexnet::INPUT_SIZE;
+use image::RgbImage;
+use rand::Rng;
+
+/// Eigenvalues of ImageNet's RGB covariance (pixels in [0, 1]), as fb.resnet.torch uses them.
+pub const PCA_EIGVAL: [f32; 3] = [0.2175, 0.0188, 0.0045];
+/// The matching eigenvectors, one per row.
+pub const PCA_EIGVEC: [[f32; 3]; 3] = [
+    [-0.5675, 0.7192, 0.4009],
+    [-0.5808, -0.0045, -0.8140],
+    [-0.5836, -0.6948, 0.4203],
+];
+/// Standard deviation of the per-image lighting coefficients (paper: 0.1).
+pub const PCA_ALPHA_STD: f32 = 0.1;
+
+/// The deterministic part of the training transform, worth caching: shorter side to 256, then the
+/// central 256x256 square.
+pub fn train_base(image: &RgbImage) -> RgbImage {
+    let resized = preprocess::resize_shorter_side(image, RESIZE_SIZE);
+    let (left, top) = preprocess::center_crop_origin(resized.width(), resized.height(), RESIZE_SIZE);
+    preprocess::crop(&resized, left, top, RESIZE_SIZE)
+}
+
+/// A standard normal sample (Box-Muller).
+pub fn standard_normal(rng: &mut impl Rng) -> f32 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+    let u2: f64 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+/// The RGB shift added to every pixel of one image: `eigvec @ (alpha * eigval)`, alpha ~ N(0, 0.1).
+pub fn lighting_shift(rng: &mut impl Rng) -> [f32; 3] {
+    let alpha: [f32; 3] = std::array::from_fn(|_| standard_normal(rng) * PCA_ALPHA_STD);
+    std::array::from_fn(|c| (0..3).map(|j| PCA_EIGVEC[c][j] * alpha[j] * PCA_EIGVAL[j]).sum())
+}
+
+/// A random `size` crop, mirrored left-right with probability 1/2.
+pub fn random_crop_flip(image: &RgbImage, size: u32, rng: &mut impl Rng) -> RgbImage {
+    let left = rng.random_range(0..=image.width().saturating_sub(size));
+    let top = rng.random_range(0..=image.height().saturating_sub(size));
+    let crop = preprocess::crop(image, left, top, size);
+    if rng.random_bool(0.5) {
+        image::imageops::flip_horizontal(&crop)
+    } else {
+        crop
+    }
+}
+
+/// The full training transform on a [`train_base`] image: a normalised `[3, 224, 224]` input.
+pub fn train_transform(base: &RgbImage, norm: &Normalization, rng: &mut impl Rng) -> Vec<f32> {
+    let crop = random_crop_flip(base, INPUT_SIZE as u32, rng);
+    preprocess::to_chw_shifted(&crop, norm, lighting_shift(rng))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn lighting_shift_has_the_pca_statistics() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let n = 100_000;
+        let shifts: Vec<[f32; 3]> = (0..n).map(|_| lighting_shift(&mut rng)).collect();
+        // Covariance of the shift: V diag((0.1 * eigval)^2) V^T.
+        for a in 0..3 {
+            let mean = shifts.iter().map(|s| s[a] as f64).sum::<f64>() / n as f64;
+            assert!(mean.abs() < 2e-4, "channel {a} mean {mean}");
+            for b in 0..3 {
+                let cov = shifts.iter().map(|s| s[a] as f64 * s[b] as f64).sum::<f64>() / n as f64;
+                let expected: f64 = (0..3)
+                    .map(|j| {
+                        let var = (PCA_ALPHA_STD * PCA_EIGVAL[j]) as f64;
+                        PCA_EIGVEC[a][j] as f64 * PCA_EIGVEC[b][j] as f64 * var * var
+                    })
+                    .sum();
+                assert!((cov - expected).abs() < 0.03 * 4.9e-4, "cov[{a}][{b}] {cov} vs {expected}");
+            }
+        }
+        // The dominant direction is the brightness-like first eigenvector: channels move together.
+        let corr_rg = shifts.iter().map(|s| (s[0] * s[1]) as f64).sum::<f64>();
+        assert!(corr_rg > 0.0);
+    }
+
+    #[test]
+    fn crops_stay_inside_and_flips_happen_half_the_time() {
+        let image = RgbImage::from_fn(256, 256, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let mut rng = StdRng::seed_from_u64(7);
+        let (mut flips, mut lefts) = (0, std::collections::BTreeSet::new());
+        for _ in 0..2000 {
+            let crop = random_crop_flip(&image, 224, &mut rng);
+            assert_eq!(crop.dimensions(), (224, 224));
+            let (first, last) = (crop.get_pixel(0, 0)[0], crop.get_pixel(223, 0)[0]);
+            if first > last {
+                flips += 1;
+            }
+            let left = first.min(last) as u32;
+            assert!(left <= 32);
+            lefts.insert(left);
+            // Rows are never mirrored vertically.
+            assert!(crop.get_pixel(0, 0)[1] < crop.get_pixel(0, 223)[1]);
+        }
+        assert!((900..1100).contains(&flips), "{flips} flips out of 2000");
+        assert_eq!(lefts.len(), 33, "every horizontal offset 0..=32 occurs");
+    }
+
+    #[test]
+    fn train_base_is_the_central_square() {
+        let image = RgbImage::from_fn(512, 256, |x, _| image::Rgb([(x / 2) as u8, 0, 0]));
+        let base = train_base(&image);
+        assert_eq!(base.dimensions(), (256, 256));
+        // 512 wide -> 512 (already 256 high), central square starts at x = 128.
+        assert_eq!(base.get_pixel(0, 0)[0], 64);
+    }
+}

@@ -1,0 +1,348 @@
+//! Image folders (`<class>/<image>`, the ImageNet/Imagenette layout) and a parallel batch loader.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
+use alexnet::INPUT_SIZE;
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use crate::augment;
+
+const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "gif", "webp", "bmp"];
+
+/// A dataset split laid out as one folder per class.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    pub root: PathBuf,
+    /// Class folder names, sorted (the class index order).
+    pub classes: Vec<String>,
+    /// (image path, class index).
+    pub samples: Vec<(PathBuf, usize)>,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+impl ImageFolder {
+    /// Lists `root/<class>/*` images. A missing folder, a folder without class folders, or a
+    /// class folder without images is an error that names the folder.
+    pub fn scan(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            bail!("dataset folder {} does not exist (expected <class>/<image> inside)", root.display());
+        }
+        let mut classes: Vec<String> = std::fs::read_dir(root)
+            .with_context(|| format!("reading {}", root.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        classes.sort();
+        if classes.is_empty() {
+            bail!("{} holds no class folders (expected <class>/<image> inside)", root.display());
+        }
+        let mut samples = Vec::new();
+        for (index, class) in classes.iter().enumerate() {
+            let dir = root.join(class);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_image(p))
+                .collect();
+            if files.is_empty() {
+                bail!(
+                    "class folder {} holds no images ({} files)",
+                    dir.display(),
+                    IMAGE_EXTENSIONS.join("/")
+                );
+            }
+            files.sort();
+            samples.extend(files.into_iter().map(|f| (f, index)));
+        }
+        Ok(Self { root: root.to_path_buf(), classes, samples })
+    }
+
+    /// Keeps the first `max_classes` classes and at most `per_class` images of each (quick runs).
+    pub fn subset(mut self, max_classes: Option<usize>, per_class: Option<usize>) -> Self {
+        if let Some(n) = max_classes {
+            self.classes.truncate(n);
+        }
+        let mut taken = vec![0usize; self.classes.len()];
+        self.samples.retain(|(_, c)| {
+            let keep = *c < taken.len() && per_class.is_none_or(|n| taken[*c] < n);
+            if keep {
+                taken[*c] += 1;
+            }
+            keep
+        });
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+/// Files that failed to decode: skipped, counted, reported once each.
+#[derive(Default, Debug)]
+pub struct SkipLog {
+    files: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+impl SkipLog {
+    fn record(&self, path: &Path, error: String) {
+        let mut files = self.files.lock().unwrap();
+        if !files.contains_key(path) {
+            eprintln!("warning: skipping {}: {error}", path.display());
+            files.insert(path.to_path_buf(), error);
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.files.lock().unwrap().len()
+    }
+}
+
+/// How each image becomes network input.
+#[derive(Debug, Clone, Copy)]
+pub enum Transform {
+    /// Random crop, flip and lighting, seeded per (seed, epoch, sample) so runs repeat exactly.
+    Train { seed: u64, epoch: usize },
+    /// The shared centre-crop evaluation transform.
+    Center,
+    /// The paper's test-time 10 crops: corners and centre of the resized image, and their mirrors.
+    TenCrop,
+}
+
+impl Transform {
+    pub fn crops_per_image(&self) -> usize {
+        match self {
+            Transform::TenCrop => 10,
+            _ => 1,
+        }
+    }
+}
+
+/// One batch: `crops_per_image` inputs per kept image, flattened `[n, 3, 224, 224]`.
+pub struct Batch {
+    pub inputs: Vec<f32>,
+    pub labels: Vec<usize>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Decodes and transforms images on a worker pool, one batch ahead of the consumer.
+pub struct Loader {
+    folder: Arc<ImageFolder>,
+    pool: Arc<rayon::ThreadPool>,
+    norm: Normalization,
+    /// The deterministic first half of each transform, kept after the first decode when enabled.
+    cache: Option<Arc<Vec<OnceLock<Arc<RgbImage>>>>>,
+    pub skipped: Arc<SkipLog>,
+}
+
+impl Loader {
+    pub fn new(folder: ImageFolder, workers: usize, norm: Normalization, cache: bool) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers.max(1))
+            .thread_name(|i| format!("loader-{i}"))
+            .build()?;
+        let cache = cache.then(|| Arc::new((0..folder.len()).map(|_| OnceLock::new()).collect()));
+        Ok(Self {
+            folder: Arc::new(folder),
+            pool: Arc::new(pool),
+            norm,
+            cache,
+            skipped: Arc::new(SkipLog::default()),
+        })
+    }
+
+    pub fn folder(&self) -> &ImageFolder {
+        &self.folder
+    }
+
+    /// Batches of the samples at `order`, in that order, prepared one batch ahead on the pool.
+    pub fn batches(&self, order: Vec<usize>, batch_size: usize, transform: Transform) -> Receiver<Batch> {
+        let (sender, receiver) = sync_channel(2);
+        let (folder, pool, norm, cache, skipped) = (
+            self.folder.clone(),
+            self.pool.clone(),
+            self.norm,
+            self.cache.clone(),
+            self.skipped.clone(),
+        );
+        std::thread::spawn(move || {
+            for chunk in order.chunks(batch_size.max(1)) {
+                let items: Vec<Option<(Vec<f32>, usize)>> = pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .map(|&i| {
+                            let (path, label) = &folder.samples[i];
+                            let base = match base_image(&folder, cache.as_deref(), i, transform) {
+                                Ok(base) => base,
+                                Err(e) => {
+                                    skipped.record(path, e);
+                                    return None;
+                                }
+                            };
+                            Some((finish(&base, transform, &norm, i), *label))
+                        })
+                        .collect()
+                });
+                let mut batch = Batch { inputs: Vec::new(), labels: Vec::new() };
+                for (inputs, label) in items.into_iter().flatten() {
+                    batch.inputs.extend(inputs);
+                    batch.labels.push(label);
+                }
+                if sender.send(batch).is_err() {
+                    return; // the consumer stopped early
+                }
+            }
+        });
+        receiver
+    }
+}
+
+/// Decoded and resized (cached when enabled): the central 256 square for training, the
+/// shorter-side-256 image for evaluation.
+fn base_image(
+    folder: &ImageFolder,
+    cache: Option<&Vec<OnceLock<Arc<RgbImage>>>>,
+    index: usize,
+    transform: Transform,
+) -> Result<Arc<RgbImage>, String> {
+    let make = || -> Result<Arc<RgbImage>, String> {
+        let path = &folder.samples[index].0;
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let image = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
+        Ok(Arc::new(match transform {
+            Transform::Train { .. } => augment::train_base(&image),
+            _ => preprocess::resize_shorter_side(&image, RESIZE_SIZE),
+        }))
+    };
+    match cache {
+        None => make(),
+        Some(cache) => {
+            if let Some(hit) = cache[index].get() {
+                return Ok(hit.clone());
+            }
+            let image = make()?;
+            Ok(cache[index].get_or_init(|| image).clone())
+        }
+    }
+}
+
+fn finish(base: &RgbImage, transform: Transform, norm: &Normalization, index: usize) -> Vec<f32> {
+    let size = INPUT_SIZE as u32;
+    match transform {
+        Transform::Train { seed, epoch } => {
+            let stream = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            augment::train_transform(base, norm, &mut StdRng::seed_from_u64(stream))
+        }
+        Transform::Center => {
+            let (left, top) = preprocess::center_crop_origin(base.width(), base.height(), size);
+            preprocess::to_chw(&preprocess::crop(base, left, top, size), norm)
+        }
+        Transform::TenCrop => {
+            let (w, h) = (base.width(), base.height());
+            let (cx, cy) = preprocess::center_crop_origin(w, h, size);
+            let (right, bottom) = (w.saturating_sub(size), h.saturating_sub(size));
+            let mut out = Vec::with_capacity(10 * 3 * INPUT_SIZE * INPUT_SIZE);
+            for (left, top) in [(0, 0), (right, 0), (0, bottom), (right, bottom), (cx, cy)] {
+                let crop = preprocess::crop(base, left, top, size);
+                out.extend(preprocess::to_chw(&crop, norm));
+                out.extend(preprocess::to_chw(&image::imageops::flip_horizontal(&crop), norm));
+            }
+            out
+        }
+    }
+}
+
+/// A seeded shuffle of `0..n` for one epoch.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(epoch as u64 * 7919)));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_folders_are_clear_errors() {
+        let err = ImageFolder::scan(Path::new("/no/such/dataset")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = ImageFolder::scan(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no class folders"), "{err}");
+        std::fs::create_dir(dir.path().join("cats")).unwrap();
+        std::fs::write(dir.path().join("cats/notes.txt"), "not an image").unwrap();
+        let err = ImageFolder::scan(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("cats") && err.to_string().contains("no images"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_images_are_skipped_and_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for class in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            let img = RgbImage::from_pixel(40, 30, image::Rgb([10, 200, 30]));
+            img.save(dir.path().join(class).join("good.png")).unwrap();
+        }
+        std::fs::write(dir.path().join("a/broken.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
+        let folder = ImageFolder::scan(dir.path()).unwrap();
+        assert_eq!(folder.len(), 3);
+        let loader = Loader::new(folder, 2, Normalization::IMAGENET, true).unwrap();
+        for epoch in 0..2 {
+            let batches: Vec<Batch> = loader
+                .batches(vec![0, 1, 2], 2, Transform::Train { seed: 1, epoch })
+                .iter()
+                .collect();
+            let total: usize = batches.iter().map(|b| b.len()).sum();
+            assert_eq!(total, 2, "the broken file is left out");
+            assert!(batches.iter().all(|b| b.inputs.len() == b.len() * 3 * 224 * 224));
+        }
+        assert_eq!(loader.skipped.count(), 1);
+    }
+
+    #[test]
+    fn ten_crop_gives_ten_inputs_and_training_is_repeatable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("x")).unwrap();
+        let img = RgbImage::from_fn(300, 260, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]));
+        img.save(dir.path().join("x/1.png")).unwrap();
+        let loader = Loader::new(ImageFolder::scan(dir.path()).unwrap(), 1, Normalization::IMAGENET, false).unwrap();
+        let ten = loader.batches(vec![0], 1, Transform::TenCrop).recv().unwrap();
+        assert_eq!(ten.inputs.len(), 10 * 3 * 224 * 224);
+        let t = Transform::Train { seed: 3, epoch: 4 };
+        let a = loader.batches(vec![0], 1, t).recv().unwrap().inputs;
+        let b = loader.batches(vec![0], 1, t).recv().unwrap().inputs;
+        assert_eq!(a, b);
+        let c = loader.batches(vec![0], 1, Transform::Train { seed: 3, epoch: 5 }).recv().unwrap().inputs;
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,146 @@
+//! Accuracy on a labelled image folder (centre crop or the paper's 10 crops), and prediction.
+
+use alexnet::labels::{top_k, Label, Prediction};
+use alexnet::preprocess;
+use alexnet::{AlexNet, INPUT_SIZE};
+use anyhow::{bail, Result};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use serde::Serialize;
+
+use crate::data::{Batch, Loader, Transform};
+
+/// Accuracy of one class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassAccuracy {
+    pub label: String,
+    pub correct: usize,
+    pub total: usize,
+    pub top1: f64,
+}
+
+/// What an evaluation measured. Accuracies are fractions in [0, 1].
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub images: usize,
+    pub top1: f64,
+    pub top5: f64,
+    pub top1_error: f64,
+    pub top5_error: f64,
+    /// Mean cross-entropy of the (crop-averaged) probabilities.
+    pub loss: f64,
+    pub ten_crop: bool,
+    pub skipped: usize,
+    pub per_class: Vec<ClassAccuracy>,
+}
+
+/// Turns a loader batch into the network's input tensor.
+pub fn input_tensor<B: Backend>(batch: &Batch, crops: usize, device: &B::Device) -> Tensor<B, 4> {
+    let n = batch.len() * crops;
+    Tensor::from_data(TensorData::new(batch.inputs.clone(), [n, 3, INPUT_SIZE, INPUT_SIZE]), device)
+}
+
+/// Evaluates `model` on every image of the loader's folder. `output_of_class[c]` is the model
+/// output that folder class `c` corresponds to.
+pub fn evaluate<B: Backend>(
+    model: &AlexNet<B>,
+    loader: &Loader,
+    output_of_class: &[usize],
+    labels: &[Label],
+    ten_crop: bool,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<EvalReport> {
+    let transform = if ten_crop { Transform::TenCrop } else { Transform::Center };
+    let crops = transform.crops_per_image();
+    let folder = loader.folder();
+    let order: Vec<usize> = (0..folder.len()).collect();
+    let (mut correct1, mut correct5, mut images, mut loss) = (0usize, 0usize, 0usize, 0.0f64);
+    let mut per_class = vec![(0usize, 0usize); folder.classes.len()];
+    for batch in loader.batches(order, (batch_size / crops).max(1), transform) {
+        if batch.is_empty() {
+            continue;
+        }
+        let probs = model.probabilities(input_tensor(&batch, crops, device));
+        let num_outputs = probs.dims()[1];
+        let probs = probs.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for (i, &class) in batch.labels.iter().enumerate() {
+            // The paper's test procedure: average the softmax over the crops.
+            let mut mean = vec![0f32; num_outputs];
+            for crop in 0..crops {
+                let row = &probs[(i * crops + crop) * num_outputs..][..num_outputs];
+                mean.iter_mut().zip(row).for_each(|(m, p)| *m += p / crops as f32);
+            }
+            let target = output_of_class[class];
+            let top = top_k(&mean, labels, 5);
+            let hit1 = top[0].index == target;
+            correct1 += hit1 as usize;
+            correct5 += top.iter().any(|p| p.index == target) as usize;
+            loss -= (mean[target].max(1e-12) as f64).ln();
+            per_class[class].0 += hit1 as usize;
+            per_class[class].1 += 1;
+            images += 1;
+        }
+    }
+    if images == 0 {
+        bail!("no readable images in {}", folder.root.display());
+    }
+    let top1 = correct1 as f64 / images as f64;
+    let top5 = correct5 as f64 / images as f64;
+    Ok(EvalReport {
+        images,
+        top1,
+        top5,
+        top1_error: 1.0 - top1,
+        top5_error: 1.0 - top5,
+        loss: loss / images as f64,
+        ten_crop,
+        skipped: loader.skipped.count(),
+        per_class: per_class
+            .iter()
+            .zip(&folder.classes)
+            .map(|(&(correct, total), class)| ClassAccuracy {
+                label: alexnet::labels::from_folder_name(class).name,
+                correct,
+                total,
+                top1: if total == 0 { 0.0 } else { correct as f64 / total as f64 },
+            })
+            .collect(),
+    })
+}
+
+/// Maps each dataset class folder to the model output it names: by WordNet id, else by label
+/// name. A folder the model has no output for is an error.
+pub fn match_classes(folders: &[String], labels: &[Label]) -> Result<Vec<usize>> {
+    folders
+        .iter()
+        .map(|folder| {
+            labels
+                .iter()
+                .position(|l| l.wnid.as_deref() == Some(folder.as_str()))
+                .or_else(|| labels.iter().position(|l| &l.name == folder))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "dataset class `{folder}` is not one of the model's {} classes (matched by \
+                         WordNet id or label name)",
+                        labels.len()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The top-5 for one image file.
+pub fn predict_file<B: Backend>(
+    model: &AlexNet<B>,
+    labels: &[Label],
+    norm: &alexnet::Normalization,
+    path: &std::path::Path,
+    device: &B::Device,
+) -> Result<Vec<Prediction>> {
+    let bytes = std::fs::read(path)?;
+    let input = preprocess::preprocess_bytes(&bytes, norm)?;
+    let probs = model.probabilities(preprocess::batch(&[input], device));
+    let probs = probs.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(top_k(&probs, labels, 5))
+}

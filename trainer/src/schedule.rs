@@ -1,0 +1,130 @@
+//! Learning-rate schedules, stepped once per epoch. Burn's schedulers step per iteration and never
+//! see validation results, so the paper's "divide by 10 when validation error stops improving" is
+//! this small, checkpointable state machine.
+
+use serde::{Deserialize, Serialize};
+
+/// Reduce-on-plateau: divide the rate by `factor` when validation error has not improved for
+/// `patience` epochs, at most `max_drops` times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plateau {
+    pub lr: f64,
+    pub factor: f64,
+    pub patience: usize,
+    pub max_drops: usize,
+    /// Smaller changes than this (absolute, in error fraction) do not count as improvement.
+    pub min_delta: f64,
+    pub best: Option<f64>,
+    pub epochs_without_improvement: usize,
+    pub drops: usize,
+}
+
+impl Plateau {
+    pub fn new(lr: f64, patience: usize) -> Self {
+        Self {
+            lr,
+            factor: 10.0,
+            patience,
+            max_drops: 3,
+            min_delta: 1e-4,
+            best: None,
+            epochs_without_improvement: 0,
+            drops: 0,
+        }
+    }
+
+    /// Records one epoch's validation error; returns true when the rate was just divided.
+    pub fn observe(&mut self, val_error: f64) -> bool {
+        match self.best {
+            Some(best) if val_error > best - self.min_delta => self.epochs_without_improvement += 1,
+            _ => {
+                self.best = Some(val_error);
+                self.epochs_without_improvement = 0;
+            }
+        }
+        if self.epochs_without_improvement >= self.patience && self.drops < self.max_drops {
+            self.lr /= self.factor;
+            self.drops += 1;
+            self.epochs_without_improvement = 0;
+            return true;
+        }
+        false
+    }
+}
+
+/// The schedule a run uses, with its state (saved in checkpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Schedule {
+    Plateau(Plateau),
+    /// Divide by `factor` every `every` epochs (torchvision's reference recipe: 10 every 30).
+    Step { base_lr: f64, every: usize, factor: f64, lr: f64 },
+}
+
+impl Schedule {
+    pub fn lr(&self) -> f64 {
+        match self {
+            Schedule::Plateau(p) => p.lr,
+            Schedule::Step { lr, .. } => *lr,
+        }
+    }
+
+    /// Called after epoch `epoch` (1-based) with its validation error; returns true on a change.
+    pub fn end_epoch(&mut self, epoch: usize, val_error: f64) -> bool {
+        match self {
+            Schedule::Plateau(p) => p.observe(val_error),
+            Schedule::Step { base_lr, every, factor, lr } => {
+                let next = *base_lr / factor.powi((epoch / (*every).max(1)) as i32);
+                let changed = next != *lr;
+                *lr = next;
+                changed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plateau_drops_after_patience_and_at_most_three_times() {
+        let mut p = Plateau::new(0.01, 2);
+        assert!(!p.observe(0.9));
+        assert!(!p.observe(0.8)); // improving
+        assert!(!p.observe(0.8)); // 1 epoch without improvement
+        assert!(p.observe(0.85)); // 2: drop
+        assert!((p.lr - 0.001).abs() < 1e-12);
+        assert!(!p.observe(0.7)); // new best resets the count
+        for _ in 0..20 {
+            p.observe(0.99);
+        }
+        assert_eq!(p.drops, 3);
+        assert!((p.lr - 1e-5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn tiny_improvements_do_not_count() {
+        let mut p = Plateau::new(0.1, 1);
+        p.observe(0.5);
+        assert!(p.observe(0.49999));
+    }
+
+    #[test]
+    fn plateau_state_survives_a_checkpoint() {
+        let mut s = Schedule::Plateau(Plateau::new(0.01, 3));
+        s.end_epoch(1, 0.5);
+        s.end_epoch(2, 0.6);
+        let restored: Schedule = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(restored, s);
+    }
+
+    #[test]
+    fn step_divides_every_n_epochs() {
+        let mut s = Schedule::Step { base_lr: 0.01, every: 30, factor: 10.0, lr: 0.01 };
+        let lrs: Vec<f64> = (1..=61).map(|e| { s.end_epoch(e, 0.0); s.lr() }).collect();
+        assert!((lrs[28] - 0.01).abs() < 1e-12); // after epoch 29
+        assert!((lrs[29] - 0.001).abs() < 1e-12); // after epoch 30
+        assert!((lrs[60] - 0.0001).abs() < 1e-12);
+    }
+}

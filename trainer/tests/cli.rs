@@ -1,0 +1,111 @@
+//! The `trainer` command line: answers in the documented formats, and clear errors (never a
+//! panic) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use alexnet::labels::Label;
+use alexnet::weights::{ModelInfo, Precision, SavedModel};
+use alexnet::AlexNetConfig;
+use burn::backend::Flex;
+
+fn trainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().unwrap()
+}
+
+fn photos() -> PathBuf {
+    let data = std::env::var_os("ALEXNET_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    data.join("photos")
+}
+
+fn assert_clean_failure(out: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(stderr.contains(expected), "expected `{expected}` in: {stderr}");
+}
+
+fn small_model(dir: &Path, classes: usize) -> SavedModel<Flex> {
+    let config = AlexNetConfig::paper(classes).with_width(0.125);
+    let labels = (0..classes).map(|i| Label { name: format!("class {i}"), wnid: None }).collect();
+    let _ = dir;
+    SavedModel { model: config.init(&Default::default()), info: ModelInfo::new(config, labels) }
+}
+
+#[test]
+fn predict_prints_ranked_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("m.safetensors");
+    small_model(dir.path(), 7).save(&weights, Precision::F16).unwrap();
+    let images = [photos().join("chelsea.png"), photos().join("rocket.jpg")];
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["predict", "--json", "--weights"])
+        .arg(&weights)
+        .args(&images)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (line, image) in lines.iter().zip(&images) {
+        assert_eq!(line["image"], image.display().to_string());
+        let top5 = line["top5"].as_array().unwrap();
+        assert_eq!(top5.len(), 5);
+        let probs: Vec<f64> = top5.iter().map(|p| p["prob"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]), "not ranked: {probs:?}");
+        assert!(top5[0]["label"].as_str().unwrap().starts_with("class "));
+        assert!(top5[0]["index"].as_u64().unwrap() < 7);
+    }
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    assert_clean_failure(
+        &trainer(&["train", "--data", missing.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]),
+        "does not exist",
+    );
+
+    // Weights whose tensors do not fit the model they describe.
+    let mut lying = small_model(dir.path(), 10);
+    lying.info.config.num_classes = 4;
+    lying.info.labels.truncate(4);
+    let wrong = dir.path().join("wrong.safetensors");
+    std::fs::write(&wrong, lying.to_bytes(Precision::F32).unwrap()).unwrap();
+    let chelsea = photos().join("chelsea.png");
+    assert_clean_failure(
+        &trainer(&["predict", "--weights", wrong.to_str().unwrap(), chelsea.to_str().unwrap()]),
+        "do not fit",
+    );
+
+    // A file that is not weights at all.
+    assert_clean_failure(
+        &trainer(&["eval", "--weights", chelsea.to_str().unwrap(), "--data", missing.to_str().unwrap()]),
+        "not a safetensors file",
+    );
+
+    // A corrupt image among good ones: the good one is still classified.
+    let weights = dir.path().join("ok.safetensors");
+    small_model(dir.path(), 3).save(&weights, Precision::F32).unwrap();
+    let corrupt = dir.path().join("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let out = trainer(&["predict", "--json", "--weights", weights.to_str().unwrap(), corrupt.to_str().unwrap(), chelsea.to_str().unwrap()]);
+    assert_clean_failure(&out, "1 of 2 images could not be classified");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"error\"") && stdout.contains("\"top5\""), "{stdout}");
+
+    assert_clean_failure(
+        &trainer(&["import-torchvision", chelsea.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()]),
+        "PyTorch file",
+    );
+    if !cfg!(feature = "cuda") {
+        assert_clean_failure(&trainer(&["--backend", "cuda", "bench"]), "built without the cuda backend");
+    }
+}

@@ -1,0 +1,107 @@
+//! End-to-end training on real Imagenette photos (CPU): it learns, and it resumes exactly.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use alexnet::{Initialization, Preset};
+use burn::backend::{Autodiff, Flex};
+use trainer::backend::BackendKind;
+use trainer::train::{train, ScheduleKind, TrainOptions};
+
+type B = Autodiff<Flex>;
+
+fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("ALEXNET_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    assert!(dir.join("imagenette/train").is_dir(), "Imagenette not found under {} (set ALEXNET_DATA)", dir.display());
+    dir.join("imagenette")
+}
+
+/// A narrow torchvision-preset AlexNet: the same model code, ~16x fewer operations.
+fn options(out: PathBuf) -> TrainOptions {
+    TrainOptions {
+        data: data_dir(),
+        out,
+        preset: Preset::Torchvision,
+        width: 0.25,
+        init: Initialization::He,
+        epochs: 1,
+        batch_size: 32,
+        lr: 5e-4,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        lr_schedule: ScheduleKind::Plateau,
+        patience: 2,
+        step_every: 30,
+        workers: 2,
+        seed: 7,
+        max_classes: None,
+        train_per_class: Some(150),
+        val_per_class: Some(20),
+        cache_images: true,
+        resume: false,
+    }
+}
+
+#[test]
+fn learns_imagenette_to_four_times_chance() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = TrainOptions { epochs: 6, ..options(out.path().to_path_buf()) };
+    let summary = train::<B>(&opts, &Default::default(), BackendKind::Cpu).unwrap();
+    let best = summary.history.iter().map(|m| m.val_top1).fold(0.0, f64::max);
+    let last = summary.history.last().unwrap();
+    println!("val top-1 by epoch: {:?}", summary.history.iter().map(|m| m.val_top1).collect::<Vec<_>>());
+    // 10 classes: chance is 10 %; 200 held-out validation photos.
+    assert!(last.val_top1 >= 0.40, "final val top-1 {:.1}% (best {:.1}%) < 40%", last.val_top1 * 100.0, best * 100.0);
+
+    // The saved model evaluates and predicts through the CLI.
+    let exe = env!("CARGO_BIN_EXE_trainer");
+    let eval = Command::new(exe)
+        .args(["eval", "--json", "--weights"])
+        .arg(&summary.weights_f16)
+        .arg("--data")
+        .arg(data_dir())
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let top1 = report["top1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&top1) && report["top5"].as_f64().unwrap() >= top1);
+}
+
+#[test]
+fn resumed_run_matches_an_uninterrupted_one() {
+    let small = |out: PathBuf| TrainOptions {
+        width: 0.125,
+        max_classes: Some(2),
+        train_per_class: Some(16),
+        val_per_class: Some(8),
+        batch_size: 8,
+        epochs: 2,
+        ..options(out)
+    };
+    let a = tempfile::tempdir().unwrap();
+    let whole = train::<B>(&small(a.path().to_path_buf()), &Default::default(), BackendKind::Cpu).unwrap();
+
+    let b = tempfile::tempdir().unwrap();
+    let first = TrainOptions { epochs: 1, ..small(b.path().to_path_buf()) };
+    train::<B>(&first, &Default::default(), BackendKind::Cpu).unwrap();
+    // Starting again without --resume would overwrite the checkpoint: refused.
+    let err = train::<B>(&first, &Default::default(), BackendKind::Cpu).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    let resumed = train::<B>(&TrainOptions { resume: true, ..small(b.path().to_path_buf()) }, &Default::default(), BackendKind::Cpu).unwrap();
+
+    assert_eq!(whole.history.len(), 2);
+    assert_eq!(resumed.history.len(), 2);
+    for (x, y) in whole.history.iter().zip(&resumed.history) {
+        for (name, p, q) in [
+            ("train_loss", x.train_loss, y.train_loss),
+            ("val_loss", x.val_loss, y.val_loss),
+            ("val_top1", x.val_top1, y.val_top1),
+            ("lr", x.lr, y.lr),
+        ] {
+            assert!((p - q).abs() <= 1e-4 * p.abs().max(1.0), "epoch {}: {name} {p} vs {q}", x.epoch);
+        }
+    }
+}
