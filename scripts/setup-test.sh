@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs, when it is missing: PyTorch and torchvision from Debian
-# (the reference for the parity tests), Chromium for the browser tests, the wasm target, and the
-# browser-test npm packages.
+# Installs what the test suite needs, when missing: PyTorch and torchvision from Debian (the
+# reference for the parity tests), Chromium for the browser tests, the page's build tools
+# (scripts/setup-web.sh), and the browser tests' npm package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -9,8 +9,11 @@ sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 apt_missing=()
 /usr/bin/python3 -c 'import torch, torchvision, PIL' 2>/dev/null \
   || apt_missing+=(python3-torch python3-torchvision python3-pil)
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+command -v wasm-opt >/dev/null || apt_missing+=(binaryen)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing ${apt_missing[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${apt_missing[@]}"
 fi
+scripts/setup-web.sh
