@@ -91,11 +91,18 @@ async function chooseBackend() {
   return { backend: "webgpu", why: "" };
 }
 
+// trunk's loader sets window.wasmBindings and fires TrunkApplicationStarted; if the wasm module
+// fails to start, its promise rejects instead.
 function wasmBindings() {
   if (window.wasmBindings) return Promise.resolve(window.wasmBindings);
-  return new Promise((resolve) =>
-    addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true }),
-  );
+  return new Promise((resolve, reject) => {
+    addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true });
+    const failed = (reason) => {
+      if (!window.wasmBindings) reject(new Error(`the WebAssembly module failed to start: ${reason}`));
+    };
+    addEventListener("unhandledrejection", (e) => failed(e.reason));
+    addEventListener("error", (e) => failed(e.message));
+  });
 }
 
 function renderCard(info, manifest) {
