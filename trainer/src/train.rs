@@ -139,6 +139,8 @@ pub fn train<B: AutodiffBackend>(
     let train_loader = Loader::new(train_set, opts.workers, norm, opts.cache_images)?;
     let val_loader = Loader::new(val_set, opts.workers, norm, opts.cache_images)?;
 
+    // Seeded before drawing the initial weights, so --seed repeats a run exactly.
+    B::seed(device, opts.seed);
     let mut model: AlexNet<B> = config.init(device);
     let mut optim = SgdConfig::new()
         // Dampening 0: the paper's (and PyTorch's) momentum; Burn's default is 0.1.

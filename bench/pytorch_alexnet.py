@@ -1,0 +1,59 @@
+"""torchvision AlexNet throughput on the CPU, for comparison with `trainer bench`.
+
+    PYTHON bench/pytorch_alexnet.py [--batch-size 32] [--infer-batch-size 16] [--steps 5]
+
+Prints one JSON object: training (forward, backward, SGD step) and inference images/s.
+"""
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--infer-batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=5)
+    a = p.parse_args()
+    torch.manual_seed(0)
+    model = torchvision.models.alexnet(weights=None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(a.batch_size, 3, 224, 224)
+    y = torch.arange(a.batch_size) % 1000
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    step()
+    t = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    train = a.steps * a.batch_size / (time.perf_counter() - t)
+
+    model.eval()
+    xi = torch.randn(a.infer_batch_size, 3, 224, 224)
+    with torch.no_grad():
+        model(xi)
+        t = time.perf_counter()
+        for _ in range(a.steps):
+            model(xi)
+        infer = a.steps * a.infer_batch_size / (time.perf_counter() - t)
+    print(json.dumps({
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "train_batch_size": a.batch_size,
+        "train_images_per_sec": train,
+        "infer_batch_size": a.infer_batch_size,
+        "infer_images_per_sec": infer,
+    }))
+
+
+if __name__ == "__main__":
+    main()
