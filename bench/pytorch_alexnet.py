@@ -1,6 +1,6 @@
-"""torchvision AlexNet throughput on the CPU, for comparison with `trainer bench`.
+"""torchvision AlexNet throughput, for comparison with `trainer bench`.
 
-    PYTHON bench/pytorch_alexnet.py [--batch-size 32] [--infer-batch-size 16] [--steps 5]
+    PYTHON bench/pytorch_alexnet.py [--batch-size 32] [--infer-batch-size 16] [--steps 5] [--device cuda]
 
 Prints one JSON object: training (forward, backward, SGD step) and inference images/s.
 """
@@ -17,12 +17,19 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--infer-batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     torch.manual_seed(0)
-    model = torchvision.models.alexnet(weights=None)
+    dev = torch.device(a.device)
+    model = torchvision.models.alexnet(weights=None).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(a.batch_size, 3, 224, 224)
-    y = torch.arange(a.batch_size) % 1000
+    x = torch.randn(a.batch_size, 3, 224, 224, device=dev)
+    y = torch.arange(a.batch_size, device=dev) % 1000
+
+    def sync():
+        # GPU work is asynchronous: wait for it before reading the clock.
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     def step():
         opt.zero_grad()
@@ -32,21 +39,26 @@ def main():
 
     model.train()
     step()
+    sync()
     t = time.perf_counter()
     for _ in range(a.steps):
         step()
+    sync()
     train = a.steps * a.batch_size / (time.perf_counter() - t)
 
     model.eval()
-    xi = torch.randn(a.infer_batch_size, 3, 224, 224)
+    xi = torch.randn(a.infer_batch_size, 3, 224, 224, device=dev)
     with torch.no_grad():
         model(xi)
+        sync()
         t = time.perf_counter()
         for _ in range(a.steps):
             model(xi)
+        sync()
         infer = a.steps * a.infer_batch_size / (time.perf_counter() - t)
     print(json.dumps({
         "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "train_batch_size": a.batch_size,
         "train_images_per_sec": train,

@@ -1,18 +1,53 @@
 #!/usr/bin/env bash
-# CPU throughput, ours against PyTorch, in one run on this machine: torchvision's AlexNet,
-# training batch 32 and inference batch 16. PyTorch from Debian (/usr/bin/python3) always, and
-# from PyPI when $PYPI_PYTHON names a venv's python with torch and torchvision installed
-# (python3 -m venv V && V/bin/pip install torch torchvision; PYPI_PYTHON=V/bin/python).
+# The CPU rows of BENCHMARKS.md, in one run on this machine:
+#  1. training and inference img/s on torchvision's AlexNet, ours (`trainer bench`, Burn's Flex
+#     backend) against PyTorch from Debian (/usr/bin/python3) and, when $PYPI_PYTHON names a
+#     python with PyPI's torch and torchvision, PyTorch from PyPI;
+#  2. the shipped model's native per-image inference time (batch 1);
+#  3. sizes: the wasm (raw and gzip) and the shipped model's weights in f32, f16 and int8;
+#  4. with BENCH_BROWSER=1, the browser rows (per-image latency on WebGPU/SwiftShader and on the
+#     wasm CPU path, cold start with and without the cached model) from scripts/test-browser.sh.
+# Run it on an otherwise idle machine: every figure shares the same cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p trainer
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "ours (Burn Flex):"
-"$target/release/trainer" --backend cpu bench --preset torchvision --batch-size 32 --infer-batch-size 16 --json
-echo "PyTorch (Debian):"
-/usr/bin/python3 bench/pytorch_alexnet.py
+cargo test --release --workspace --exclude alexnet-web --no-run >/dev/null 2>&1
+trainer="$target/release/trainer"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+
+echo "== torchvision AlexNet, training batch 32, inference batch 16"
+echo "ours (Burn Flex):  $("$trainer" --backend cpu bench --preset torchvision --batch-size 32 --infer-batch-size 16 --json)"
+echo "PyTorch (Debian):  $(/usr/bin/python3 bench/pytorch_alexnet.py)"
 if [ -n "${PYPI_PYTHON:-}" ]; then
-  echo "PyTorch (PyPI):"
-  "$PYPI_PYTHON" bench/pytorch_alexnet.py
+  echo "PyTorch (PyPI):    $("$PYPI_PYTHON" bench/pytorch_alexnet.py)"
+fi
+
+shipped="web/model/$(/usr/bin/python3 -c 'import json; print(json.load(open("web/model/manifest.json"))["file"])')"
+width=$(/usr/bin/python3 - "$shipped" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    print(json.loads(json.loads(f.read(n))["__metadata__"]["alexnet"])["config"]["width"])
+PY
+)
+echo "== the shipped model ($shipped: paper preset, width $width), batch 1"
+echo "ours (Burn Flex):  $("$trainer" --backend cpu bench --preset paper --width "$width" --batch-size 8 --infer-batch-size 1 --steps 10 --json)"
+
+echo "== sizes (bytes)"
+wasm=$(ls dist/*_bg.wasm 2>/dev/null | head -1)
+if [ -n "$wasm" ]; then
+  echo "wasm: $(stat -c %s "$wasm") raw, $(gzip -9 -c "$wasm" | wc -c) gzip -9"
+else
+  echo "wasm: dist/ not built (trunk build --release)"
+fi
+tmp=$(mktemp -d)
+for precision in f32 f16 int8; do
+  "$trainer" convert "$shipped" --out "$tmp/model-$precision.safetensors" --precision "$precision" >/dev/null
+  echo "weights $precision: $(stat -c %s "$tmp/model-$precision.safetensors")"
+done
+rm -rf "$tmp"
+
+if [ "${BENCH_BROWSER:-0}" = 1 ]; then
+  echo "== browser (scripts/test-browser.sh)"
+  scripts/test-browser.sh 2>&1 | grep -E "latency per image|cold start" || true
 fi

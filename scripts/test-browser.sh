@@ -7,7 +7,9 @@ data="${ALEXNET_DATA:-$(cd .. && pwd)/shared/data}"
 fixtures="${ALEXNET_WEB_FIXTURES:-$(mktemp -d)}"
 target="${CARGO_TARGET_DIR:-target}"
 
-cargo build --release -p trainer
+# Built exactly as the test command builds it (same packages, dev-dependency features), so the
+# burn stack is not compiled a second time.
+cargo test --release --workspace --exclude alexnet-web --no-run
 trainer="$target/release/trainer"
 
 # A seeded torchvision AlexNet (fc8 scaled so the top-5 means something), as f16 weights.
@@ -15,6 +17,14 @@ trainer="$target/release/trainer"
 "$trainer" import-torchvision "$fixtures/torch/torchvision.pth" --out "$fixtures/model.safetensors" --f16
 rm -rf "$fixtures/torch"
 "$trainer" predict --json --weights "$fixtures/model.safetensors" "$data"/photos/* > "$fixtures/native.jsonl"
+
+# The shipped model (web/model/manifest.json) on one Imagenette validation photo per class.
+shipped="web/model/$(/usr/bin/python3 -c 'import json; print(json.load(open("web/model/manifest.json"))["file"])')"
+mkdir -p "$fixtures/shipped"
+for class in "$data"/imagenette/val/*/; do
+  cp "$class$(ls "$class" | sort | head -1)" "$fixtures/shipped/"
+done
+"$trainer" predict --json --weights "$shipped" "$fixtures"/shipped/* > "$fixtures/shipped.jsonl"
 
 # Bad files: text renamed .jpg, a truncated PNG, an empty file, a 20000x20000 PNG (1.2 GB of pixels).
 echo "this is not an image" > "$fixtures/text.jpg"

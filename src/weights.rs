@@ -84,6 +84,18 @@ pub enum Precision {
     F32,
     /// Half the size; loads back to f32.
     F16,
+    /// A quarter of the size: per-channel int8 weights, f32 biases (see [`crate::int8`]).
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Int8 => "int8",
+        }
+    }
 }
 
 /// What can go wrong reading or writing a weights file.
@@ -102,7 +114,7 @@ pub enum WeightsError {
     BadMetadata(String),
     #[error("the tensors in the file do not fit the model it describes: {0}")]
     Mismatch(String),
-    #[error("tensors are stored as {0}; only F32 and F16 are supported")]
+    #[error("tensors are stored as {0}; only F32, F16 and int8 (with f32 scales) are supported")]
     UnsupportedDtype(String),
     #[error("PyTorch file: {0}")]
     Pytorch(String),
@@ -133,14 +145,18 @@ fn store_for_saving(
     let json = serde_json::to_string(info).map_err(|e| WeightsError::Write(e.to_string()))?;
     let store = store.metadata(METADATA_KEY, json);
     Ok(match precision {
-        Precision::F32 => store,
         Precision::F16 => store.with_to_adapter(HalfPrecisionAdapter::new()),
+        // Int8 files are made from the f32 bytes.
+        Precision::F32 | Precision::Int8 => store,
     })
 }
 
 impl<B: Backend> SavedModel<B> {
     /// Serialises to the bytes of a weights file.
     pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, WeightsError> {
+        if precision == Precision::Int8 {
+            return crate::int8::quantize_file(&self.to_bytes(Precision::F32)?);
+        }
         let mut store = store_for_saving(SafetensorsStore::from_bytes(None), &self.info, precision)?;
         self.model
             .save_into(&mut store)
@@ -157,6 +173,10 @@ impl<B: Backend> SavedModel<B> {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = std::path::PathBuf::from(partial);
+        if precision == Precision::Int8 {
+            std::fs::write(&partial, self.to_bytes(precision)?).map_err(io_error(&partial))?;
+            return std::fs::rename(&partial, path).map_err(io_error(path));
+        }
         let mut store = store_for_saving(
             SafetensorsStore::from_file(&partial).overwrite(true),
             &self.info,
@@ -177,11 +197,14 @@ impl<B: Backend> SavedModel<B> {
 
     /// Reads the bytes of a weights file (what the browser downloads).
     pub fn from_bytes(bytes: Vec<u8>, device: &B::Device) -> Result<Self, WeightsError> {
-        let (info, dtype) = read_header(&bytes)?;
+        let (info, precision) = read_header(&bytes)?;
+        if precision == Precision::Int8 {
+            return Self::from_bytes(crate::int8::dequantize_file(&bytes)?, device);
+        }
         let mut model = info.config.init::<B>(device);
         let store = SafetensorsStore::from_bytes(Some(bytes));
-        let mut store = match dtype {
-            Dtype::F16 => store.with_from_adapter(HalfPrecisionAdapter::new()),
+        let mut store = match precision {
+            Precision::F16 => store.with_from_adapter(HalfPrecisionAdapter::new()),
             _ => store,
         };
         let result = model.load_from(&mut store).map_err(|e| match e {
@@ -200,7 +223,12 @@ pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
     read_header(bytes).map(|(info, _)| info)
 }
 
-fn read_header(bytes: &[u8]) -> Result<(ModelInfo, Dtype), WeightsError> {
+/// How a weights file stores its tensors, from its header.
+pub fn read_precision(bytes: &[u8]) -> Result<Precision, WeightsError> {
+    read_header(bytes).map(|(_, precision)| precision)
+}
+
+fn read_header(bytes: &[u8]) -> Result<(ModelInfo, Precision), WeightsError> {
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))?;
     let json = header
@@ -212,20 +240,31 @@ fn read_header(bytes: &[u8]) -> Result<(ModelInfo, Dtype), WeightsError> {
         serde_json::from_str(json).map_err(|e| WeightsError::BadMetadata(e.to_string()))?;
     info.check()?;
     let tensors = header.tensors();
-    let dtype = match tensors.values().next() {
-        None => return Err(WeightsError::Mismatch("the file holds no tensors".into())),
-        Some(t) => t.dtype,
+    if tensors.is_empty() {
+        return Err(WeightsError::Mismatch("the file holds no tensors".into()));
+    }
+    let has = |dtype: Dtype| tensors.values().any(|t| t.dtype == dtype);
+    // Int8 files keep biases and scales in f32.
+    let precision = if has(Dtype::I8) {
+        Precision::Int8
+    } else if has(Dtype::F16) {
+        Precision::F16
+    } else {
+        Precision::F32
     };
-    if let Some((name, t)) = tensors.iter().find(|(_, t)| t.dtype != dtype) {
+    let allowed: &[Dtype] = match precision {
+        Precision::Int8 => &[Dtype::I8, Dtype::F32],
+        Precision::F16 => &[Dtype::F16],
+        Precision::F32 => &[Dtype::F32],
+    };
+    if let Some((name, t)) = tensors.iter().find(|(_, t)| !allowed.contains(&t.dtype)) {
         return Err(WeightsError::UnsupportedDtype(format!(
-            "a mix of {dtype:?} and {:?} (`{name}`)",
-            t.dtype
+            "{:?} (`{name}`) in a {} file",
+            t.dtype,
+            precision.as_str()
         )));
     }
-    if !matches!(dtype, Dtype::F32 | Dtype::F16) {
-        return Err(WeightsError::UnsupportedDtype(format!("{dtype:?}")));
-    }
-    Ok((info, dtype))
+    Ok((info, precision))
 }
 
 /// Refuses partial loads: every parameter must come from the file, and every tensor in the file

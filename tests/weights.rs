@@ -70,6 +70,58 @@ fn f16_round_trip_is_within_half_precision_and_half_the_size() {
 }
 
 #[test]
+fn int8_is_a_quarter_of_the_size_and_within_half_a_step_per_channel() {
+    let dir = ScratchDir::new("weights-int8");
+    let saved = small_model(10);
+    let path = dir.path("model-int8.safetensors");
+    saved.save(&path, Precision::Int8).unwrap();
+    let int8_bytes = std::fs::read(&path).unwrap();
+    let f32_bytes = saved.to_bytes(Precision::F32).unwrap();
+    let ratio = int8_bytes.len() as f64 / f32_bytes.len() as f64;
+    assert!((0.24..0.27).contains(&ratio), "int8 file is {ratio} of f32");
+    assert_eq!(alexnet::weights::read_precision(&int8_bytes).unwrap(), Precision::Int8);
+    assert_eq!(read_info(&int8_bytes).unwrap(), saved.info);
+
+    let loaded = SavedModel::<B>::load(&path, &device()).unwrap();
+    for ((name, x), (_, y)) in parameters(&saved.model).iter().zip(&parameters(&loaded.model)) {
+        let shape = x.shape.clone();
+        let (x, y) = (x.to_vec::<f32>().unwrap(), y.to_vec::<f32>().unwrap());
+        if shape.len() == 1 {
+            assert_eq!(x, y, "{name}: biases stay f32");
+            continue;
+        }
+        // Output channels: dim 0 of conv weights, dim 1 of Burn's [in, out] linear weights.
+        let (axis, inner) = if shape.len() == 2 { (1, 1) } else { (0, shape[1..].iter().product()) };
+        let channels = shape[axis];
+        let mut max_abs = vec![0f32; channels];
+        for (i, v) in x.iter().enumerate() {
+            let c = (i / inner) % channels;
+            max_abs[c] = max_abs[c].max(v.abs());
+        }
+        for (i, (a, b)) in x.iter().zip(&y).enumerate() {
+            let step = max_abs[(i / inner) % channels] / 127.0;
+            assert!((a - b).abs() <= step * 0.5001, "{name}[{i}]: {a} -> {b} (step {step})");
+        }
+    }
+    let images = Tensor::<B, 4>::ones([1, 3, 224, 224], &device());
+    let p = saved.model.probabilities(images.clone()).into_data().to_vec::<f32>().unwrap();
+    let q = loaded.model.probabilities(images).into_data().to_vec::<f32>().unwrap();
+    assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 2e-2), "{p:?} vs {q:?}");
+}
+
+#[test]
+fn int8_files_without_their_scales_are_refused() {
+    let int8 = small_model(10).to_bytes(Precision::Int8).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&int8).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&int8).unwrap();
+    let kept: Vec<_> = file.tensors().into_iter().filter(|(name, _)| name != "fc6.weight.scale").collect();
+    let broken = safetensors::serialize(kept, header.metadata().clone()).unwrap();
+    let err = load_err(broken);
+    assert!(matches!(err, WeightsError::Mismatch(_)), "{err}");
+    assert!(err.to_string().contains("fc6.weight.scale"), "{err}");
+}
+
+#[test]
 fn header_describes_the_model() {
     let saved = small_model(3);
     let info = read_info(&saved.to_bytes(Precision::F16).unwrap()).unwrap();

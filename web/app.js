@@ -108,10 +108,17 @@ function wasmBindings() {
 function renderCard(info, manifest) {
   const labels = info.labels.map((l) => l.name);
   const p = info.provenance || {};
-  const acc = p.val_top1_ten_crop ?? p.val_top1_center;
+  // The manifest holds the accuracy measured on the whole validation set by `trainer eval`.
+  const measured = (manifest && manifest.accuracy) || {};
+  const tenCrop = measured.top1_ten_crop ?? p.val_top1_ten_crop;
+  const centre = measured.top1_center ?? p.val_top1_center;
+  const accuracy = tenCrop !== undefined
+    ? `validation top-1 ${(100 * tenCrop).toFixed(1)}% (10-crop)`
+    : centre !== undefined ? `validation top-1 ${(100 * centre).toFixed(1)}%` : null;
+  const width = info.config.width && info.config.width !== 1 ? ` at ${info.config.width}× width` : "";
   const parts = [
-    `<strong>${info.config.preset} AlexNet</strong>, ${labels.length} classes`,
-    acc !== undefined ? `validation top-1 ${(100 * acc).toFixed(1)}%` : null,
+    `<strong>${info.config.preset} AlexNet${width}</strong>, ${labels.length} classes`,
+    accuracy,
     p.dataset ? `trained on ${String(p.dataset).split("/").pop()}` : null,
   ].filter(Boolean);
   const shown = labels.length <= 20 ? labels.join(", ") : `${labels.slice(0, 20).join(", ")}, …`;

@@ -59,9 +59,19 @@ enum Command {
         pth: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        /// Store the weights as f16 (half the size).
+        /// Store the weights as f16 (half the size); same as --precision f16.
         #[arg(long)]
         f16: bool,
+        #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+        precision: PrecisionArg,
+    },
+    /// Re-store a weights file in another precision (f16: half the size, int8: a quarter).
+    Convert {
+        weights: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        precision: PrecisionArg,
     },
     /// Training-step and inference throughput on synthetic images.
     Bench {
@@ -98,6 +108,23 @@ impl From<PresetArg> for Preset {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum PrecisionArg {
+    F32,
+    F16,
+    Int8,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::F16 => Precision::F16,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum InitArg {
     /// N(0, 0.01) weights, biases 1 in conv2/4/5 and fc6/7 (paper section 5).
@@ -126,8 +153,10 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    #[arg(long, default_value_t = 0.01)]
-    lr: f64,
+    /// Initial learning rate [default: 0.01]. With --resume: continue at this rate instead of
+    /// the checkpoint's (as the paper lowered it by hand).
+    #[arg(long)]
+    lr: Option<f64>,
     /// SGD momentum, without dampening (as the paper and PyTorch).
     #[arg(long, default_value_t = 0.9)]
     momentum: f64,
@@ -155,6 +184,9 @@ struct TrainArgs {
     /// Layer width multiplier (1 = AlexNet); smaller is faster, for experiments.
     #[arg(long, default_value_t = 1.0)]
     width: f64,
+    /// Dropout probability before fc6 and fc7 (the paper's 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f64,
     /// Use only the first N classes.
     #[arg(long)]
     max_classes: Option<usize>,
@@ -167,6 +199,12 @@ struct TrainArgs {
     /// Keep decoded, resized images in memory after the first epoch (~200 KB per image).
     #[arg(long)]
     cache_images: bool,
+    /// Stop after the last epoch that fits in this many minutes (then save as usual).
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Write the resumable checkpoint every N epochs (and after the last one).
+    #[arg(long, default_value_t = 1)]
+    checkpoint_every: usize,
 }
 
 impl TrainArgs {
@@ -176,6 +214,7 @@ impl TrainArgs {
             out: self.out.clone(),
             preset: self.preset.into(),
             width: self.width,
+            dropout: self.dropout,
             init: match self.init {
                 InitArg::Paper => Initialization::Paper,
                 InitArg::Default => Initialization::Default,
@@ -183,7 +222,7 @@ impl TrainArgs {
             },
             epochs: self.epochs,
             batch_size: self.batch_size,
-            lr: self.lr,
+            lr: self.lr.unwrap_or(0.01),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             lr_schedule: self.lr_schedule,
@@ -196,6 +235,9 @@ impl TrainArgs {
             val_per_class: self.val_per_class,
             cache_images: self.cache_images,
             resume: self.resume,
+            time_limit_minutes: self.time_limit,
+            checkpoint_every: self.checkpoint_every,
+            resume_lr: if self.resume { self.lr } else { None },
         }
     }
 }
@@ -264,11 +306,19 @@ impl Job for Run {
                     anyhow::bail!("{failures} of {} images could not be classified", images.len());
                 }
             }
-            Command::ImportTorchvision { pth, out, f16 } => {
+            Command::ImportTorchvision { pth, out, f16, precision } => {
                 let saved = alexnet::import::import_torchvision::<B::InnerBackend>(&pth, &device)?;
-                let precision = if f16 { Precision::F16 } else { Precision::F32 };
+                let precision = if f16 { Precision::F16 } else { precision.into() };
                 saved.save(&out, precision)?;
-                println!("{} ({} classes, {precision:?}) -> {}", pth.display(), saved.info.config.num_classes, out.display());
+                println!("{} ({} classes, {}) -> {}", pth.display(), saved.info.config.num_classes, precision.as_str(), out.display());
+            }
+            Command::Convert { weights, out, precision } => {
+                let saved = SavedModel::<B::InnerBackend>::load(&weights, &device)
+                    .with_context(|| format!("loading {}", weights.display()))?;
+                let precision: Precision = precision.into();
+                saved.save(&out, precision)?;
+                let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+                println!("{} ({:.1} MB) -> {} ({:.1} MB, {})", weights.display(), size(&weights), out.display(), size(&out), precision.as_str());
             }
             Command::Bench { preset, batch_size, infer_batch_size, steps, width, json } => {
                 let r = trainer::bench::bench::<B>(preset.into(), width, batch_size, infer_batch_size, steps, &device, &kind.to_string())?;

@@ -81,6 +81,21 @@ impl Schedule {
             }
         }
     }
+
+    /// Sets the rate by hand after `epochs_done` epochs (the paper lowered it by hand); the
+    /// schedule goes on from there.
+    pub fn set_lr(&mut self, new_lr: f64, epochs_done: usize) {
+        match self {
+            Schedule::Plateau(p) => {
+                p.lr = new_lr;
+                p.epochs_without_improvement = 0;
+            }
+            Schedule::Step { base_lr, every, factor, lr } => {
+                *base_lr = new_lr * factor.powi((epochs_done / (*every).max(1)) as i32);
+                *lr = new_lr;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +132,22 @@ mod tests {
         s.end_epoch(2, 0.6);
         let restored: Schedule = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(restored, s);
+    }
+
+    #[test]
+    fn a_rate_set_by_hand_continues_the_schedule() {
+        let mut s = Schedule::Step { base_lr: 0.01, every: 10, factor: 10.0, lr: 0.01 };
+        s.set_lr(0.005, 4);
+        assert!((s.lr() - 0.005).abs() < 1e-12);
+        s.end_epoch(10, 0.0);
+        assert!((s.lr() - 0.0005).abs() < 1e-12);
+        let mut p = Schedule::Plateau(Plateau::new(0.01, 2));
+        p.end_epoch(1, 0.5);
+        p.end_epoch(2, 0.6);
+        p.set_lr(0.001, 2);
+        assert!(!p.end_epoch(3, 0.6), "the patience count restarts");
+        assert!(p.end_epoch(4, 0.6));
+        assert!((p.lr() - 0.0001).abs() < 1e-12);
     }
 
     #[test]

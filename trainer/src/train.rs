@@ -42,6 +42,9 @@ pub struct TrainOptions {
     pub out: PathBuf,
     pub preset: Preset,
     pub width: f64,
+    /// Dropout before fc6 and fc7 (the paper's 0.5).
+    #[serde(default = "half")]
+    pub dropout: f64,
     pub init: Initialization,
     pub epochs: usize,
     pub batch_size: usize,
@@ -58,6 +61,23 @@ pub struct TrainOptions {
     pub val_per_class: Option<usize>,
     pub cache_images: bool,
     pub resume: bool,
+    /// Stop after the last epoch that fits in this budget (the run is then saved as usual).
+    #[serde(default)]
+    pub time_limit_minutes: Option<f64>,
+    /// Checkpoint every N epochs (and after the last).
+    #[serde(default = "one")]
+    pub checkpoint_every: usize,
+    /// With `resume`: continue at this learning rate instead of the checkpoint's.
+    #[serde(default)]
+    pub resume_lr: Option<f64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 /// One line of `metrics.csv` / `metrics.json`. Accuracies are fractions.
@@ -90,6 +110,7 @@ pub struct TrainSummary {
     pub history: Vec<EpochMetrics>,
     pub weights: PathBuf,
     pub weights_f16: PathBuf,
+    pub weights_int8: PathBuf,
     pub skipped_files: usize,
 }
 
@@ -120,10 +141,11 @@ pub fn train<B: AutodiffBackend>(
     let config = AlexNetConfig::new(opts.preset)
         .with_num_classes(classes.len())
         .with_width(opts.width)
+        .with_dropout(opts.dropout)
         .with_initialization(opts.init);
     config.validate().map_err(anyhow::Error::msg)?;
-    if opts.batch_size == 0 || opts.epochs == 0 {
-        bail!("--batch-size and --epochs must be at least 1");
+    if opts.batch_size == 0 || opts.epochs == 0 || opts.checkpoint_every == 0 {
+        bail!("--batch-size, --epochs and --checkpoint-every must be at least 1");
     }
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     eprintln!(
@@ -172,6 +194,9 @@ pub fn train<B: AutodiffBackend>(
             .context("loading the checkpoint's optimizer state")?;
         optim = optim.load_record(record);
         schedule = state.schedule;
+        if let Some(lr) = opts.resume_lr {
+            schedule.set_lr(lr, state.epoch);
+        }
         history = state.history;
         start_epoch = state.epoch + 1;
         eprintln!("resuming after epoch {} (lr {})", state.epoch, schedule.lr());
@@ -183,6 +208,7 @@ pub fn train<B: AutodiffBackend>(
     }
 
     let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let run_started = Instant::now();
     for epoch in start_epoch..=opts.epochs {
         // Seeded per epoch, so a resumed run draws the same dropout masks as an uninterrupted one.
         B::seed(device, opts.seed.wrapping_add(epoch as u64));
@@ -253,13 +279,24 @@ pub fn train<B: AutodiffBackend>(
             eprintln!("learning rate now {}", schedule.lr());
         }
         write_metrics(&opts.out, &history)?;
-        save_checkpoint(&opts.out, &model, &optim, CheckpointState {
-            epoch,
-            options: opts.clone(),
-            classes: classes.clone(),
-            schedule: schedule.clone(),
-            history: history.clone(),
-        })?;
+        // Stop when another epoch like this one would overrun the time limit.
+        let out_of_time = opts.time_limit_minutes.is_some_and(|limit| {
+            let elapsed = run_started.elapsed().as_secs_f64();
+            elapsed + elapsed / (epoch + 1 - start_epoch) as f64 > limit * 60.0
+        });
+        if epoch % opts.checkpoint_every == 0 || epoch == opts.epochs || out_of_time {
+            save_checkpoint(&opts.out, &model, &optim, CheckpointState {
+                epoch,
+                options: opts.clone(),
+                classes: classes.clone(),
+                schedule: schedule.clone(),
+                history: history.clone(),
+            })?;
+        }
+        if out_of_time && epoch < opts.epochs {
+            eprintln!("stopping after epoch {epoch}: the next one would pass --time-limit");
+            break;
+        }
     }
 
     let skipped_files = train_loader.skipped.count() + val_loader.skipped.count();
@@ -279,10 +316,12 @@ pub fn train<B: AutodiffBackend>(
     let saved = SavedModel { model: model.valid(), info };
     let weights = opts.out.join("model.safetensors");
     let weights_f16 = opts.out.join("model-f16.safetensors");
+    let weights_int8 = opts.out.join("model-int8.safetensors");
     saved.save(&weights, Precision::F32)?;
     saved.save(&weights_f16, Precision::F16)?;
-    eprintln!("saved {} and {}", weights.display(), weights_f16.display());
-    Ok(TrainSummary { history, weights, weights_f16, skipped_files })
+    saved.save(&weights_int8, Precision::Int8)?;
+    eprintln!("saved {}, {} and {}", weights.display(), weights_f16.display(), weights_int8.display());
+    Ok(TrainSummary { history, weights, weights_f16, weights_int8, skipped_files })
 }
 
 fn check_compatible(state: &CheckpointState, opts: &TrainOptions, classes: &[String]) -> Result<()> {

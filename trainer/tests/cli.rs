@@ -1,7 +1,7 @@
 //! The `trainer` command line: answers in the documented formats, and clear errors (never a
 //! panic) for bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use alexnet::labels::Label;
@@ -27,10 +27,9 @@ fn assert_clean_failure(out: &Output, expected: &str) {
     assert!(stderr.contains(expected), "expected `{expected}` in: {stderr}");
 }
 
-fn small_model(dir: &Path, classes: usize) -> SavedModel<Flex> {
+fn small_model(classes: usize) -> SavedModel<Flex> {
     let config = AlexNetConfig::paper(classes).with_width(0.125);
     let labels = (0..classes).map(|i| Label { name: format!("class {i}"), wnid: None }).collect();
-    let _ = dir;
     SavedModel { model: config.init(&Default::default()), info: ModelInfo::new(config, labels) }
 }
 
@@ -38,7 +37,7 @@ fn small_model(dir: &Path, classes: usize) -> SavedModel<Flex> {
 fn predict_prints_ranked_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("m.safetensors");
-    small_model(dir.path(), 7).save(&weights, Precision::F16).unwrap();
+    small_model(7).save(&weights, Precision::F16).unwrap();
     let images = [photos().join("chelsea.png"), photos().join("rocket.jpg")];
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(["predict", "--json", "--weights"])
@@ -65,6 +64,31 @@ fn predict_prints_ranked_json_lines() {
 }
 
 #[test]
+fn convert_to_int8_quarters_the_file_and_keeps_the_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f32_path, int8_path) = (dir.path().join("m.safetensors"), dir.path().join("m-int8.safetensors"));
+    small_model(5).save(&f32_path, Precision::F32).unwrap();
+    let out = trainer(&["convert", f32_path.to_str().unwrap(), "--out", int8_path.to_str().unwrap(), "--precision", "int8"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len() as f64;
+    assert!(size(&int8_path) / size(&f32_path) < 0.27);
+    let chelsea = photos().join("chelsea.png");
+    let top = |w: &PathBuf| {
+        let out = trainer(&["predict", "--json", "--weights", w.to_str().unwrap(), chelsea.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // 5 classes: the top 5 is every class's probability.
+        let mut probs = [0.0; 5];
+        for p in line["top5"].as_array().unwrap() {
+            probs[p["index"].as_u64().unwrap() as usize] = p["prob"].as_f64().unwrap();
+        }
+        probs
+    };
+    let (p, q) = (top(&f32_path), top(&int8_path));
+    assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 0.02), "{p:?} vs {q:?}");
+}
+
+#[test]
 fn bad_inputs_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
@@ -74,7 +98,7 @@ fn bad_inputs_give_clear_errors() {
     );
 
     // Weights whose tensors do not fit the model they describe.
-    let mut lying = small_model(dir.path(), 10);
+    let mut lying = small_model(10);
     lying.info.config.num_classes = 4;
     lying.info.labels.truncate(4);
     let wrong = dir.path().join("wrong.safetensors");
@@ -93,7 +117,7 @@ fn bad_inputs_give_clear_errors() {
 
     // A corrupt image among good ones: the good one is still classified.
     let weights = dir.path().join("ok.safetensors");
-    small_model(dir.path(), 3).save(&weights, Precision::F32).unwrap();
+    small_model(3).save(&weights, Precision::F32).unwrap();
     let corrupt = dir.path().join("corrupt.jpg");
     std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
     let out = trainer(&["predict", "--json", "--weights", weights.to_str().unwrap(), corrupt.to_str().unwrap(), chelsea.to_str().unwrap()]);
@@ -101,6 +125,10 @@ fn bad_inputs_give_clear_errors() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"error\"") && stdout.contains("\"top5\""), "{stdout}");
 
+    assert_clean_failure(
+        &trainer(&["convert", chelsea.to_str().unwrap(), "--out", dir.path().join("c").to_str().unwrap(), "--precision", "int8"]),
+        "not a safetensors file",
+    );
     assert_clean_failure(
         &trainer(&["import-torchvision", chelsea.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()]),
         "PyTorch file",

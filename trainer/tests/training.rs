@@ -29,6 +29,7 @@ fn options(out: PathBuf) -> TrainOptions {
         out,
         preset: Preset::Torchvision,
         width: 0.25,
+        dropout: 0.5,
         init: Initialization::He,
         epochs: 1,
         batch_size: 16,
@@ -45,24 +46,37 @@ fn options(out: PathBuf) -> TrainOptions {
         val_per_class: Some(30),
         cache_images: true,
         resume: false,
+        time_limit_minutes: None,
+        checkpoint_every: 1,
+        resume_lr: None,
     }
 }
 
-// Not yet reliable: on 2 CPU cores this run peaks at 40 % (4x chance) around epoch 7 but ends
-// between 29 % and 40 % (one measured run: 19, 26, 27, 29, 36, 30, 40, 36, 34, 29 %). Run it with
-// `cargo test --release -p trainer -- --ignored`; it returns to CI once its recipe gets there with margin.
+/// A few minutes of CPU training on 2,500 real photos must beat chance (10 %) four times over on
+/// 500 held-out ones. The recipe that gets there on 2 cores: a quarter-width torchvision AlexNet
+/// without dropout (dropout slows early learning, and a short run is all early learning), He
+/// initialisation, and the learning rate divided by 10 for the last epoch. Measured (seed 7, 6
+/// epochs): 28.6, 40.4, 47.8, 45.2, then 55.0 % after the drop, 53.4 % after a sixth epoch; with
+/// dropout 0.5 the same run ended at 32.8 %.
 #[test]
-#[ignore = "final accuracy is not yet reliably 4x chance within CI's time"]
 fn learns_imagenette_to_four_times_chance() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    // About ten minutes on two cores: 10 epochs of 1,500 photos.
-    let opts = TrainOptions { epochs: 10, ..options(out.path().to_path_buf()) };
+    // About eight minutes on two cores: 5 epochs of 2,500 photos.
+    let opts = TrainOptions {
+        epochs: 5,
+        dropout: 0.0,
+        lr_schedule: ScheduleKind::Step,
+        step_every: 4,
+        train_per_class: Some(250),
+        val_per_class: Some(50),
+        ..options(out.path().to_path_buf())
+    };
     let summary = train::<B>(&opts, &Default::default(), BackendKind::Cpu).unwrap();
     let best = summary.history.iter().map(|m| m.val_top1).fold(0.0, f64::max);
     let last = summary.history.last().unwrap();
     println!("val top-1 by epoch: {:?}", summary.history.iter().map(|m| m.val_top1).collect::<Vec<_>>());
-    // 10 classes: chance is 10 %; 300 held-out validation photos.
+    // 10 classes: chance is 10 %; 500 held-out validation photos.
     assert!(last.val_top1 >= 0.40, "final val top-1 {:.1}% (best {:.1}%) < 40%", last.val_top1 * 100.0, best * 100.0);
 
     // The saved model evaluates and predicts through the CLI.

@@ -152,3 +152,49 @@ test("without WebGPU the CPU fallback runs and agrees", { timeout: 4 * TIMEOUT }
     await context.close();
   }
 });
+
+test("the shipped model loads by default, agrees with native, and starts from Cache Storage the second time", { timeout: 4 * TIMEOUT }, async () => {
+  const shippedDir = path.join(fixtures, "shipped");
+  const manifest = JSON.parse(fs.readFileSync(path.join(dist, "model", "manifest.json"), "utf8"));
+  const expected = new Map(
+    fs.readFileSync(path.join(fixtures, "shipped.jsonl"), "utf8").trim().split("\n")
+      .map((l) => JSON.parse(l)).map((l) => [path.basename(l.image), l.top5]),
+  );
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-chromium-"));
+  // No WebGPU flag: the page falls back to the CPU by itself, as on a browser without WebGPU.
+  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    const photos = fs.readdirSync(shippedDir).sort();
+    const firstPrediction = async () => {
+      const started = Date.now();
+      await page.goto(`${base}/`);
+      await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: TIMEOUT });
+      assert.equal(await page.evaluate(() => document.body.dataset.ready), "true", await page.textContent("[data-testid=error]"));
+      const { rows, error } = await classify(page, path.join(shippedDir, photos[0]));
+      assert.equal(error, "");
+      return { ms: Date.now() - started, rows };
+    };
+    const modelUrl = `/model/${manifest.file}`;
+    const cold = await firstPrediction();
+    assert.ok(requests.includes(modelUrl), "the shipped model was downloaded");
+    const card = await page.textContent("[data-testid=model-card]");
+    assert.match(card, /10 classes/);
+    assert.match(card, /golf ball/);
+    for (const photo of photos) {
+      const { rows, error } = await classify(page, path.join(shippedDir, photo));
+      assert.equal(error, "", `${photo}: ${error}`);
+      const want = expected.get(photo);
+      assert.deepEqual(rows.map((r) => r.index), want.map((r) => r.index), `${photo}: top-5 classes`);
+      rows.forEach((r, i) => assert.ok(Math.abs(r.prob - want[i].prob) <= 1e-3, `${photo}: p=${r.prob} native ${want[i].prob}`));
+    }
+
+    // Second visit: the weights come from Cache Storage, not the network.
+    const before = requests.length;
+    const warm = await firstPrediction();
+    assert.ok(!requests.slice(before).includes(modelUrl), "the model was fetched again");
+    console.log(`cold start to first prediction (CPU path): ${cold.ms} ms downloading the model, ${warm.ms} ms from Cache Storage`);
+  } finally {
+    await context.close();
+  }
+});
