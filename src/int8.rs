@@ -62,8 +62,12 @@ pub fn dequantize(q: &[i8], scales: &[f32], shape: &[usize]) -> Vec<f32> {
     q.iter().enumerate().map(|(i, &v)| v as f32 * scales[channel(i)]).collect()
 }
 
-fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, WeightsError> {
-    SafeTensors::deserialize(bytes).map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))
+/// The tensors of a safetensors file, and its metadata map (kept as is when re-encoding).
+fn parse(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>>), WeightsError> {
+    let not_safetensors = |e| WeightsError::NotSafetensors(format!("{e:?}"));
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+    let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+    Ok((file, header.metadata().clone()))
 }
 
 fn write(
@@ -82,9 +86,7 @@ fn write(
 
 /// An f32 weights file's bytes to the int8 file's bytes (same metadata).
 pub fn quantize_file(f32_file: &[u8]) -> Result<Vec<u8>, WeightsError> {
-    let (_, header) = SafeTensors::read_metadata(f32_file)
-        .map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))?;
-    let file = parse(f32_file)?;
+    let (file, metadata) = parse(f32_file)?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -100,15 +102,13 @@ pub fn quantize_file(f32_file: &[u8]) -> Result<Vec<u8>, WeightsError> {
         out.push((format!("{name}{SCALE_SUFFIX}"), Dtype::F32, vec![channels], f32_bytes(&scales)));
         out.push((name, Dtype::I8, shape, q.into_iter().map(|v| v as u8).collect()));
     }
-    write(out, header.metadata().clone())
+    write(out, metadata)
 }
 
 /// An int8 file's bytes back to an f32 file's bytes, checking that every int8 tensor has its
 /// scales.
 pub fn dequantize_file(int8_file: &[u8]) -> Result<Vec<u8>, WeightsError> {
-    let (_, header) = SafeTensors::read_metadata(int8_file)
-        .map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))?;
-    let file = parse(int8_file)?;
+    let (file, metadata) = parse(int8_file)?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         if name.ends_with(SCALE_SUFFIX) {
@@ -137,5 +137,5 @@ pub fn dequantize_file(int8_file: &[u8]) -> Result<Vec<u8>, WeightsError> {
             }
         }
     }
-    write(out, header.metadata().clone())
+    write(out, metadata)
 }
