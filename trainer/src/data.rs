@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
@@ -101,19 +102,32 @@ impl ImageFolder {
 #[derive(Default, Debug)]
 pub struct SkipLog {
     files: Mutex<BTreeMap<PathBuf, String>>,
+    /// Record without printing (while a dashboard owns the terminal).
+    quiet: AtomicBool,
 }
 
 impl SkipLog {
     fn record(&self, path: &Path, error: String) {
         let mut files = self.files.lock().unwrap();
         if !files.contains_key(path) {
-            eprintln!("warning: skipping {}: {error}", path.display());
+            if !self.quiet.load(Ordering::Relaxed) {
+                eprintln!("warning: skipping {}: {error}", path.display());
+            }
             files.insert(path.to_path_buf(), error);
         }
     }
 
     pub fn count(&self) -> usize {
         self.files.lock().unwrap().len()
+    }
+
+    pub fn set_quiet(&self, quiet: bool) {
+        self.quiet.store(quiet, Ordering::Relaxed);
+    }
+
+    /// "path: reason" for each skipped file.
+    pub fn entries(&self) -> Vec<String> {
+        self.files.lock().unwrap().iter().map(|(p, e)| format!("{}: {e}", p.display())).collect()
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod backend;
 pub mod bench;
+pub mod dashboard;
 pub mod data;
 pub mod eval;
 pub mod schedule;

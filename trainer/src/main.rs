@@ -1,5 +1,6 @@
 //! `trainer`: train, evaluate, predict with, import and benchmark AlexNet.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use alexnet::weights::{Precision, SavedModel};
@@ -205,6 +206,9 @@ struct TrainArgs {
     /// Write the resumable checkpoint every N epochs (and after the last one).
     #[arg(long, default_value_t = 1)]
     checkpoint_every: usize,
+    /// Plain progress lines instead of Burn's dashboard, even on a terminal.
+    #[arg(long)]
+    no_tui: bool,
 }
 
 impl TrainArgs {
@@ -250,7 +254,9 @@ impl Job for Run {
     fn run<B: AutodiffBackend>(self, device: B::Device, kind: BackendKind) -> Result<()> {
         match self.0 {
             Command::Train(args) => {
-                let summary = train::<B>(&args.options(), &device, kind)?;
+                // The dashboard draws on stdout and needs a terminal to read its keys from.
+                let tui = !args.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+                let summary = train::<B>(&args.options(), &device, kind, tui)?;
                 if let Some(last) = summary.history.last() {
                     println!(
                         "epoch {}: val top-1 {:.2}%, top-5 {:.2}% -> {}",

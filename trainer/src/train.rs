@@ -4,7 +4,6 @@
 //! A custom loop rather than burn-train's Learner: the plateau schedule needs each epoch's
 //! validation error, and checkpoints must hold that schedule's state and the data order's seed.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,10 +19,10 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
+use crate::dashboard::{BatchStatus, Dashboard};
 use crate::data::{epoch_order, ImageFolder, Loader, Transform};
 use crate::eval::{evaluate, input_tensor};
 use crate::schedule::{Plateau, Schedule};
@@ -120,10 +119,12 @@ fn checkpoint_dir(out: &Path) -> PathBuf {
     out.join("checkpoint")
 }
 
+/// Trains as `opts` says. `tui`: show Burn's dashboard (on a terminal) instead of plain lines.
 pub fn train<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
     backend: BackendKind,
+    tui: bool,
 ) -> Result<TrainSummary> {
     let train_set = ImageFolder::scan(&opts.data.join("train"))?
         .subset(opts.max_classes, opts.train_per_class);
@@ -175,6 +176,7 @@ pub fn train<B: AutodiffBackend>(
     };
     let mut history = Vec::new();
     let mut start_epoch = 1;
+    let mut last_checkpoint = None;
 
     let state_path = checkpoint_dir(&opts.out).join("state.json");
     if opts.resume {
@@ -199,6 +201,7 @@ pub fn train<B: AutodiffBackend>(
         }
         history = state.history;
         start_epoch = state.epoch + 1;
+        last_checkpoint = Some(state.epoch);
         eprintln!("resuming after epoch {} (lr {})", state.epoch, schedule.lr());
     } else if state_path.exists() {
         bail!(
@@ -208,6 +211,12 @@ pub fn train<B: AutodiffBackend>(
     }
 
     let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut dashboard = Dashboard::new(tui, opts.epochs, start_epoch - 1);
+    if dashboard.is_tui() {
+        // Held back while the dashboard owns the screen; reported when it closes.
+        train_loader.skipped.set_quiet(true);
+        val_loader.skipped.set_quiet(true);
+    }
     let run_started = Instant::now();
     for epoch in start_epoch..=opts.epochs {
         // Seeded per epoch, so a resumed run draws the same dropout masks as an uninterrupted one.
@@ -216,7 +225,6 @@ pub fn train<B: AutodiffBackend>(
         let lr = schedule.lr();
         let order = epoch_order(train_loader.folder().len(), opts.seed, epoch);
         let batches = order.len().div_ceil(opts.batch_size);
-        let progress = Progress::new(epoch, opts.epochs, batches);
         let (mut loss_sum, mut correct1, mut correct5, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
         for (i, batch) in train_loader
             .batches(order, opts.batch_size, Transform::Train { seed: opts.seed, epoch })
@@ -241,20 +249,42 @@ pub fn train<B: AutodiffBackend>(
 
             let num_classes = logits.dims()[1];
             let logits = logits.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let (mut batch_top1, mut batch_top5) = (0usize, 0usize);
             for (row, &label) in logits.chunks(num_classes).zip(&batch.labels) {
                 let top = top_k(row, &class_labels, 5);
-                correct1 += (top[0].index == label) as usize;
-                correct5 += top.iter().any(|p| p.index == label) as usize;
+                batch_top1 += (top[0].index == label) as usize;
+                batch_top5 += top.iter().any(|p| p.index == label) as usize;
             }
+            correct1 += batch_top1;
+            correct5 += batch_top5;
             loss_sum += loss_value * batch.len() as f64;
             seen += batch.len();
-            progress.update(i + 1, started.elapsed().as_secs_f64(), format!(
-                "loss {:.4} top-1 {:.1}% top-5 {:.1}% lr {lr:.2e} {:.1} img/s",
-                loss_sum / seen as f64,
-                100.0 * correct1 as f64 / seen as f64,
-                100.0 * correct5 as f64 / seen as f64,
-                seen as f64 / started.elapsed().as_secs_f64()
-            ));
+            let elapsed_seconds = started.elapsed().as_secs_f64();
+            dashboard.batch(&BatchStatus {
+                epoch,
+                batch: i + 1,
+                batches,
+                images_seen: seen,
+                images_total: train_loader.folder().len(),
+                batch_len: batch.len(),
+                loss: loss_value,
+                top1: batch_top1 as f64 / batch.len() as f64,
+                top5: batch_top5 as f64 / batch.len() as f64,
+                mean_loss: loss_sum / seen as f64,
+                mean_top1: correct1 as f64 / seen as f64,
+                mean_top5: correct5 as f64 / seen as f64,
+                lr,
+                images_per_sec: seen as f64 / elapsed_seconds,
+                elapsed_seconds,
+            });
+            if dashboard.stop_requested() {
+                let kept = match last_checkpoint {
+                    Some(done) => format!("the checkpoint after epoch {done} is kept: continue with --resume"),
+                    None => "no epoch had finished, so there is no checkpoint".to_string(),
+                };
+                drop(dashboard);
+                bail!("stopped from the dashboard during epoch {epoch}; {kept}");
+            }
         }
         if seen == 0 {
             bail!("no readable training images");
@@ -273,10 +303,10 @@ pub fn train<B: AutodiffBackend>(
             images_per_sec: seen as f64 / train_seconds,
             seconds: started.elapsed().as_secs_f64(),
         };
-        progress.finish(&metrics);
+        dashboard.end_epoch(&metrics);
         history.push(metrics);
         if schedule.end_epoch(epoch, val.top1_error) {
-            eprintln!("learning rate now {}", schedule.lr());
+            dashboard.note(format!("learning rate now {}", schedule.lr()));
         }
         write_metrics(&opts.out, &history)?;
         // Stop when another epoch like this one would overrun the time limit.
@@ -292,15 +322,22 @@ pub fn train<B: AutodiffBackend>(
                 schedule: schedule.clone(),
                 history: history.clone(),
             })?;
+            last_checkpoint = Some(epoch);
         }
         if out_of_time && epoch < opts.epochs {
-            eprintln!("stopping after epoch {epoch}: the next one would pass --time-limit");
+            dashboard.note(format!("stopping after epoch {epoch}: the next one would pass --time-limit"));
             break;
         }
     }
+    drop(dashboard);
 
     let skipped_files = train_loader.skipped.count() + val_loader.skipped.count();
     if skipped_files > 0 {
+        if tui {
+            for entry in train_loader.skipped.entries().iter().chain(&val_loader.skipped.entries()) {
+                eprintln!("warning: skipped {entry}");
+            }
+        }
         eprintln!("{skipped_files} unreadable image files were skipped");
     }
     let last = history.last().cloned().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;
@@ -383,57 +420,4 @@ fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
     std::fs::write(out.join("metrics.csv"), csv)?;
     std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(history)?)?;
     Ok(())
-}
-
-/// A progress bar on a terminal, plain lines (about ten per epoch) otherwise.
-struct Progress {
-    bar: Option<ProgressBar>,
-    epoch: usize,
-    epochs: usize,
-    batches: usize,
-}
-
-impl Progress {
-    fn new(epoch: usize, epochs: usize, batches: usize) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(batches as u64);
-            bar.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{epoch}/{epochs}"));
-            bar
-        });
-        Self { bar, epoch, epochs, batches }
-    }
-
-    fn update(&self, batch: usize, elapsed: f64, msg: String) {
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(batch as u64);
-                bar.set_message(msg);
-            }
-            None => {
-                let every = (self.batches / 10).max(1);
-                if batch % every == 0 || batch == self.batches {
-                    let eta = elapsed / batch as f64 * (self.batches - batch) as f64;
-                    eprintln!(
-                        "epoch {}/{} batch {batch}/{} {msg} ETA {eta:.0}s",
-                        self.epoch, self.epochs, self.batches
-                    );
-                }
-            }
-        }
-    }
-
-    fn finish(&self, m: &EpochMetrics) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        eprintln!(
-            "epoch {}/{}: train loss {:.4} top-1 {:.1}% | val loss {:.4} top-1 {:.1}% top-5 {:.1}% | lr {:.2e} | {:.1} img/s | {:.0}s",
-            m.epoch, self.epochs, m.train_loss, m.train_top1 * 100.0, m.val_loss, m.val_top1 * 100.0, m.val_top5 * 100.0, m.lr, m.images_per_sec, m.seconds
-        );
-    }
 }

@@ -72,7 +72,7 @@ fn learns_imagenette_to_four_times_chance() {
         val_per_class: Some(50),
         ..options(out.path().to_path_buf())
     };
-    let summary = train::<B>(&opts, &Default::default(), BackendKind::Cpu).unwrap();
+    let summary = train::<B>(&opts, &Default::default(), BackendKind::Cpu, false).unwrap();
     let best = summary.history.iter().map(|m| m.val_top1).fold(0.0, f64::max);
     let last = summary.history.last().unwrap();
     println!("val top-1 by epoch: {:?}", summary.history.iter().map(|m| m.val_top1).collect::<Vec<_>>());
@@ -107,15 +107,15 @@ fn resumed_run_matches_an_uninterrupted_one() {
         ..options(out)
     };
     let a = tempfile::tempdir().unwrap();
-    let whole = train::<B>(&small(a.path().to_path_buf()), &Default::default(), BackendKind::Cpu).unwrap();
+    let whole = train::<B>(&small(a.path().to_path_buf()), &Default::default(), BackendKind::Cpu, false).unwrap();
 
     let b = tempfile::tempdir().unwrap();
     let first = TrainOptions { epochs: 1, ..small(b.path().to_path_buf()) };
-    train::<B>(&first, &Default::default(), BackendKind::Cpu).unwrap();
+    train::<B>(&first, &Default::default(), BackendKind::Cpu, false).unwrap();
     // Starting again without --resume would overwrite the checkpoint: refused.
-    let err = train::<B>(&first, &Default::default(), BackendKind::Cpu).unwrap_err();
+    let err = train::<B>(&first, &Default::default(), BackendKind::Cpu, false).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
-    let resumed = train::<B>(&TrainOptions { resume: true, ..small(b.path().to_path_buf()) }, &Default::default(), BackendKind::Cpu).unwrap();
+    let resumed = train::<B>(&TrainOptions { resume: true, ..small(b.path().to_path_buf()) }, &Default::default(), BackendKind::Cpu, false).unwrap();
 
     assert_eq!(whole.history.len(), 2);
     assert_eq!(resumed.history.len(), 2);
