@@ -21,6 +21,12 @@ echo "PyTorch (Debian):  $(/usr/bin/python3 bench/pytorch_alexnet.py)"
 if [ -n "${PYPI_PYTHON:-}" ]; then
   echo "PyTorch (PyPI):    $("$PYPI_PYTHON" bench/pytorch_alexnet.py)"
 fi
+echo "== torchvision AlexNet, inference batch 1 (read infer_images_per_sec only)"
+echo "ours (Burn Flex):  $("$trainer" --backend cpu bench --preset torchvision --batch-size 1 --infer-batch-size 1 --steps 10 --json)"
+echo "PyTorch (Debian):  $(/usr/bin/python3 bench/pytorch_alexnet.py --batch-size 1 --infer-batch-size 1 --steps 10)"
+if [ -n "${PYPI_PYTHON:-}" ]; then
+  echo "PyTorch (PyPI):    $("$PYPI_PYTHON" bench/pytorch_alexnet.py --batch-size 1 --infer-batch-size 1 --steps 10)"
+fi
 
 shipped="web/model/$(/usr/bin/python3 -c 'import json; print(json.load(open("web/model/manifest.json"))["file"])')"
 width=$(/usr/bin/python3 - "$shipped" <<'PY'

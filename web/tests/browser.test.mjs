@@ -1,7 +1,7 @@
 // The page in headless Debian Chromium: WebGPU (SwiftShader) and CPU agree with the native trainer,
 // bad files show errors, and nothing but the app and the weights is fetched.
 //
-// Needs: dist/ built by trunk, /usr/bin/chromium, and the fixtures that scripts/test-browser.sh
+// Needs: dist/ built by trunk (or $ALEXNET_DIST), /usr/bin/chromium, and the fixtures that scripts/test-browser.sh
 // prepares in $ALEXNET_WEB_FIXTURES (weights, native predictions, bad files).
 
 import { test, before, after } from "node:test";
@@ -13,7 +13,7 @@ import os from "node:os";
 import { chromium } from "playwright-core";
 
 const root = path.resolve(import.meta.dirname, "../..");
-const dist = path.join(root, "dist");
+const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
 const fixtures = process.env.ALEXNET_WEB_FIXTURES;
 const photosDir = path.join(process.env.ALEXNET_DATA || path.join(root, "../shared/data"), "photos");
 const FLAGS = [
