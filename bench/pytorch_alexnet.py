@@ -6,6 +6,7 @@ Prints one JSON object: training (forward, backward, SGD step) and inference ima
 """
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -18,7 +19,10 @@ def main():
     p.add_argument("--infer-batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="CPU threads (default: all cores, as `trainer bench` uses)")
     a = p.parse_args()
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
     model = torchvision.models.alexnet(weights=None).to(dev)

@@ -112,9 +112,10 @@ function renderCard(info, manifest) {
   const measured = (manifest && manifest.accuracy) || {};
   const tenCrop = measured.top1_ten_crop ?? p.val_top1_ten_crop;
   const centre = measured.top1_center ?? p.val_top1_center;
-  const accuracy = tenCrop !== undefined
-    ? `validation top-1 ${(100 * tenCrop).toFixed(1)}% (10-crop)`
-    : centre !== undefined ? `validation top-1 ${(100 * centre).toFixed(1)}%` : null;
+  // The page classifies one centre crop, so that figure comes first.
+  const accuracy = centre !== undefined
+    ? `validation top-1 ${(100 * centre).toFixed(1)}%`
+    : tenCrop !== undefined ? `validation top-1 ${(100 * tenCrop).toFixed(1)}% (10-crop)` : null;
   const width = info.config.width && info.config.width !== 1 ? ` at ${info.config.width}× width` : "";
   const parts = [
     `<strong>${info.config.preset} AlexNet${width}</strong>, ${labels.length} classes`,

@@ -60,6 +60,7 @@ fn predict_prints_ranked_json_lines() {
         assert!(probs.windows(2).all(|w| w[0] >= w[1]), "not ranked: {probs:?}");
         assert!(top5[0]["label"].as_str().unwrap().starts_with("class "));
         assert!(top5[0]["index"].as_u64().unwrap() < 7);
+        assert!(line["ms"].as_f64().unwrap() > 0.0, "no timing: {line}");
     }
 }
 

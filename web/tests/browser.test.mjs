@@ -93,9 +93,14 @@ async function classify(page, file) {
   return { rows, error, latency, wall: Date.now() - started };
 }
 
+let nativeLogged = false;
+
+function nativeLines() {
+  return fs.readFileSync(path.join(fixtures, "native.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+}
+
 function native() {
-  const lines = fs.readFileSync(path.join(fixtures, "native.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  return new Map(lines.map((l) => [path.basename(l.image), l.top5]));
+  return new Map(nativeLines().map((l) => [path.basename(l.image), l.top5]));
 }
 
 async function agreesWithNative(page, label) {
@@ -111,6 +116,12 @@ async function agreesWithNative(page, label) {
     timings.push(`${photo} ${latency}`);
   }
   console.log(`${label} latency per image: ${timings.join(", ")}`);
+  if (!nativeLogged) {
+    // The same files through `trainer predict` (same weights, decode + preprocess + forward).
+    const nativeMs = nativeLines().map((l) => `${path.basename(l.image)} ${Math.round(l.ms)} ms`);
+    console.log(`native latency per image (trainer predict, same files): ${nativeMs.join(", ")}`);
+    nativeLogged = true;
+  }
 }
 
 test("WebGPU agrees with native, bad files give errors, no stray requests", { timeout: 4 * TIMEOUT }, async () => {
