@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
@@ -102,16 +101,18 @@ impl ImageFolder {
 #[derive(Default, Debug)]
 pub struct SkipLog {
     files: Mutex<BTreeMap<PathBuf, String>>,
-    /// Record without printing (while a dashboard owns the terminal).
-    quiet: AtomicBool,
+    /// Warnings wait here while a dashboard owns the terminal (see `hold`).
+    held: Mutex<Option<Vec<String>>>,
 }
 
 impl SkipLog {
     fn record(&self, path: &Path, error: String) {
         let mut files = self.files.lock().unwrap();
         if !files.contains_key(path) {
-            if !self.quiet.load(Ordering::Relaxed) {
-                eprintln!("warning: skipping {}: {error}", path.display());
+            let warning = format!("warning: skipping {}: {error}", path.display());
+            match self.held.lock().unwrap().as_mut() {
+                Some(held) => held.push(warning),
+                None => eprintln!("{warning}"),
             }
             files.insert(path.to_path_buf(), error);
         }
@@ -121,13 +122,16 @@ impl SkipLog {
         self.files.lock().unwrap().len()
     }
 
-    pub fn set_quiet(&self, quiet: bool) {
-        self.quiet.store(quiet, Ordering::Relaxed);
+    /// Keep warnings back until `release`.
+    pub fn hold(&self) {
+        self.held.lock().unwrap().get_or_insert_with(Vec::new);
     }
 
-    /// "path: reason" for each skipped file.
-    pub fn entries(&self) -> Vec<String> {
-        self.files.lock().unwrap().iter().map(|(p, e)| format!("{}: {e}", p.display())).collect()
+    /// Print the warnings held back, and print new ones as they come again.
+    pub fn release(&self) {
+        for warning in self.held.lock().unwrap().take().unwrap_or_default() {
+            eprintln!("{warning}");
+        }
     }
 }
 

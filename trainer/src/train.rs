@@ -213,9 +213,9 @@ pub fn train<B: AutodiffBackend>(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut dashboard = Dashboard::new(tui, opts.epochs, start_epoch - 1);
     if dashboard.is_tui() {
-        // Held back while the dashboard owns the screen; reported when it closes.
-        train_loader.skipped.set_quiet(true);
-        val_loader.skipped.set_quiet(true);
+        // Held back while the dashboard owns the screen; printed when it closes.
+        train_loader.skipped.hold();
+        val_loader.skipped.hold();
     }
     let run_started = Instant::now();
     for epoch in start_epoch..=opts.epochs {
@@ -282,7 +282,6 @@ pub fn train<B: AutodiffBackend>(
                     Some(done) => format!("the checkpoint after epoch {done} is kept: continue with --resume"),
                     None => "no epoch had finished, so there is no checkpoint".to_string(),
                 };
-                drop(dashboard);
                 bail!("stopped from the dashboard during epoch {epoch}; {kept}");
             }
         }
@@ -330,14 +329,11 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     drop(dashboard);
+    train_loader.skipped.release();
+    val_loader.skipped.release();
 
     let skipped_files = train_loader.skipped.count() + val_loader.skipped.count();
     if skipped_files > 0 {
-        if tui {
-            for entry in train_loader.skipped.entries().iter().chain(&val_loader.skipped.entries()) {
-                eprintln!("warning: skipped {entry}");
-            }
-        }
         eprintln!("{skipped_files} unreadable image files were skipped");
     }
     let last = history.last().cloned().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;

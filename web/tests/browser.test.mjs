@@ -53,6 +53,10 @@ before(async () => {
   server = http.createServer(serve);
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   base = `http://127.0.0.1:${server.address().port}`;
+  // The photos through `trainer predict` (same weights; decode + preprocess + forward), to set
+  // beside the page's latencies below.
+  const nativeMs = nativeLines().map((l) => `${path.basename(l.image)} ${Math.round(l.ms)} ms`);
+  console.log(`native latency per image (trainer predict, same files): ${nativeMs.join(", ")}`);
 });
 
 after(() => server && server.close());
@@ -93,8 +97,6 @@ async function classify(page, file) {
   return { rows, error, latency, wall: Date.now() - started };
 }
 
-let nativeLogged = false;
-
 function nativeLines() {
   return fs.readFileSync(path.join(fixtures, "native.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
 }
@@ -116,12 +118,6 @@ async function agreesWithNative(page, label) {
     timings.push(`${photo} ${latency}`);
   }
   console.log(`${label} latency per image: ${timings.join(", ")}`);
-  if (!nativeLogged) {
-    // The same files through `trainer predict` (same weights, decode + preprocess + forward).
-    const nativeMs = nativeLines().map((l) => `${path.basename(l.image)} ${Math.round(l.ms)} ms`);
-    console.log(`native latency per image (trainer predict, same files): ${nativeMs.join(", ")}`);
-    nativeLogged = true;
-  }
 }
 
 test("WebGPU agrees with native, bad files give errors, no stray requests", { timeout: 4 * TIMEOUT }, async () => {
