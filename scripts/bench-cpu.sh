@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo test --release --workspace --exclude alexnet-web --no-run >/dev/null 2>&1
+cargo test-all --no-run >/dev/null 2>&1
 trainer="$target/release/trainer"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 
@@ -29,13 +29,7 @@ if [ -n "${PYPI_PYTHON:-}" ]; then
 fi
 
 shipped="web/model/$(/usr/bin/python3 -c 'import json; print(json.load(open("web/model/manifest.json"))["file"])')"
-width=$(/usr/bin/python3 - "$shipped" <<'PY'
-import json, struct, sys
-with open(sys.argv[1], "rb") as f:
-    n = struct.unpack("<Q", f.read(8))[0]
-    print(json.loads(json.loads(f.read(n))["__metadata__"]["alexnet"])["config"]["width"])
-PY
-)
+width=$("$trainer" info --json "$shipped" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["width"])')
 echo "== the shipped model ($shipped: paper preset, width $width), batch 1"
 echo "ours (Burn Flex):  $("$trainer" --backend cpu bench --preset paper --width "$width" --batch-size 8 --infer-batch-size 1 --steps 10 --json)"
 

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-web.sh
-exec trunk serve --release "$@"
+# No auto-reload script: the page's Content-Security-Policy runs only its own files.
+exec trunk serve --release --no-autoreload "$@"

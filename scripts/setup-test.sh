@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, when missing: PyTorch and torchvision from Debian (the
-# reference for the parity tests), Chromium for the browser tests, the page's build tools
+# reference for the parity tests), Chromium for the browser tests, Mesa's lavapipe (a software
+# Vulkan GPU) for the wgpu tests, the page's build tools
 # (scripts/setup-web.sh), and the browser tests' npm package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,8 @@ apt_missing=()
 /usr/bin/python3 -c 'import torch, torchvision, PIL' 2>/dev/null \
   || apt_missing+=(python3-torch python3-torchvision python3-pil)
 [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
-command -v wasm-opt >/dev/null || apt_missing+=(binaryen)
+# Mesa's lavapipe: a Vulkan GPU emulated on the CPU, for the wgpu tests.
+ls /usr/share/vulkan/icd.d/lvp_icd.* >/dev/null 2>&1 || apt_missing+=(mesa-vulkan-drivers)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing ${apt_missing[*]}"
   $sudo apt-get update -q

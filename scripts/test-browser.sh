@@ -9,12 +9,12 @@ target="${CARGO_TARGET_DIR:-target}"
 
 # Built exactly as the test command builds it (same packages, dev-dependency features), so the
 # burn stack is not compiled a second time.
-cargo test --release --workspace --exclude alexnet-web --no-run
+cargo test-all --no-run
 trainer="$target/release/trainer"
 
 # A seeded torchvision AlexNet (fc8 scaled so the top-5 means something), as f16 weights.
 /usr/bin/python3 tests/parity/make_fixtures.py "$fixtures/torch" "$data"/photos/*
-"$trainer" import-torchvision "$fixtures/torch/torchvision.pth" --out "$fixtures/model.safetensors" --f16
+"$trainer" import-torchvision "$fixtures/torch/torchvision.pth" --out "$fixtures/model.safetensors" --precision f16
 rm -rf "$fixtures/torch"
 "$trainer" predict --json --weights "$fixtures/model.safetensors" "$data"/photos/* > "$fixtures/native.jsonl"
 
@@ -26,20 +26,39 @@ for class in "$data"/imagenette/val/*/; do
 done
 "$trainer" predict --json --weights "$shipped" "$fixtures"/shipped/* > "$fixtures/shipped.jsonl"
 
-# Bad files: text renamed .jpg, a truncated PNG, an empty file, a 20000x20000 PNG (1.2 GB of pixels).
+# Bad files: text renamed .jpg, a truncated PNG and JPEG, an empty file, a 20000x20000 PNG (1.2 GB
+# of pixels), a 60000x1 PNG (259 bytes; 12 GB once its shorter side is resized to 256).
 echo "this is not an image" > "$fixtures/text.jpg"
 head -c 20000 "$data/photos/chelsea.png" > "$fixtures/truncated.png"
+head -c 30000 "$data/photos/rocket.jpg" > "$fixtures/truncated.jpg"
 : > "$fixtures/empty.png"
-/usr/bin/python3 - "$fixtures/huge.png" <<'PY'
+/usr/bin/python3 - "$fixtures" <<'PY'
 import struct, sys, zlib
-w = h = 20000
-def chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-z = zlib.compressobj(9)
-row = b"\0" * (1 + 3 * w)
-idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
-with open(sys.argv[1], "wb") as f:
-    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+def png(path, w, h):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + 3 * w)
+    idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+png(sys.argv[1] + "/huge.png", 20000, 20000)
+png(sys.argv[1] + "/line.png", 60000, 1)
+PY
+# A weights file cut short (a failed download), and one whose metadata carries a script (the
+# page must show it as text).
+head -c 1000000 "$fixtures/model.safetensors" > "$fixtures/truncated-model.safetensors"
+/usr/bin/python3 - "$fixtures/model.safetensors" "$fixtures/injected.safetensors" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+info = json.loads(header["__metadata__"]["alexnet"])
+info.setdefault("provenance", {})["dataset"] = "<img src=x onerror=window.injected=1>"
+header["__metadata__"]["alexnet"] = json.dumps(info)
+raw = json.dumps(header).encode()
+raw += b" " * (-len(raw) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
 PY
 
 trunk build --release

@@ -49,8 +49,7 @@ pub fn import_pytorch<B: Backend>(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    let info = ModelInfo::new(config, labels)
-        .with_provenance("imported_from", path.display().to_string());
+    let info = ModelInfo::new(config, labels).with_provenance("imported_from", path.display().to_string());
     let mut model = info.config.init::<B>(device);
     let result = model
         .load_from(&mut open(path).allow_partial(true).validate(false))
@@ -69,23 +68,15 @@ pub fn import_torchvision<B: Backend>(
     let num_classes = match store.get_snapshot("fc8.weight") {
         Ok(Some(fc8)) => fc8.shape[0],
         Ok(None) => {
-            return Err(pytorch_error(
-                path,
-                "no `classifier.6.weight`: not a torchvision AlexNet state_dict",
-            ))
+            return Err(pytorch_error(path, "no `classifier.6.weight`: not a torchvision AlexNet state_dict"))
         }
         Err(e) => return Err(pytorch_error(path, e)),
     };
     let labels = if num_classes == 1000 {
         labels::imagenet()
     } else {
-        (0..num_classes)
-            .map(|i| Label { name: format!("class {i}"), wnid: None })
-            .collect()
+        (0..num_classes).map(|i| Label { name: format!("class {i}"), wnid: None }).collect()
     };
     let saved = import_pytorch(path, AlexNetConfig::torchvision(num_classes), labels, device)?;
-    Ok(SavedModel {
-        info: saved.info.with_provenance("source", "torchvision alexnet state_dict"),
-        ..saved
-    })
+    Ok(SavedModel { info: saved.info.with_provenance("source", "torchvision alexnet state_dict"), ..saved })
 }

@@ -19,10 +19,7 @@ pub fn imagenet() -> Vec<Label> {
         .lines()
         .map(|line| {
             let (wnid, name) = line.split_once('\t').expect("imagenet_classes.tsv: wnid<TAB>name");
-            Label {
-                name: name.to_string(),
-                wnid: Some(wnid.to_string()),
-            }
+            Label { name: name.to_string(), wnid: Some(wnid.to_string()) }
         })
         .collect()
 }
@@ -34,10 +31,7 @@ pub fn imagenet_by_wnid(wnid: &str) -> Option<Label> {
 
 /// A label for a dataset folder: ImageNet's name when the folder is a wnid, else the folder name.
 pub fn from_folder_name(folder: &str) -> Label {
-    imagenet_by_wnid(folder).unwrap_or_else(|| Label {
-        name: folder.to_string(),
-        wnid: None,
-    })
+    imagenet_by_wnid(folder).unwrap_or_else(|| Label { name: folder.to_string(), wnid: None })
 }
 
 /// One ranked answer of the classifier.
@@ -57,10 +51,7 @@ pub fn top_k(probs: &[f32], labels: &[Label], k: usize) -> Vec<Prediction> {
         .take(k)
         .map(|index| Prediction {
             index,
-            label: labels
-                .get(index)
-                .map(|l| l.name.clone())
-                .unwrap_or_else(|| format!("class {index}")),
+            label: labels.get(index).map(|l| l.name.clone()).unwrap_or_else(|| format!("class {index}")),
             prob: probs[index],
         })
         .collect()

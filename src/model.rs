@@ -13,7 +13,7 @@
 //! Both presets take 224x224 and pad conv1 by 2.
 
 use burn::config::Config;
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -29,6 +29,7 @@ pub const INPUT_SIZE: usize = 224;
 
 /// Which AlexNet to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// The 2012 paper: grouped convolutions and local response normalisation.
@@ -46,19 +47,9 @@ impl std::fmt::Display for Preset {
     }
 }
 
-impl std::str::FromStr for Preset {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "paper" => Ok(Preset::Paper),
-            "torchvision" => Ok(Preset::Torchvision),
-            other => Err(format!("unknown preset `{other}` (expected `paper` or `torchvision`)")),
-        }
-    }
-}
-
 /// How fresh weights are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Initialization {
     /// Burn's defaults (Kaiming-uniform, as PyTorch's `nn.Conv2d`/`nn.Linear`).
@@ -72,22 +63,30 @@ pub enum Initialization {
 }
 
 /// AlexNet's hyper-parameters. Saved with every model so a weights file rebuilds its own network.
+/// With the crate's `clap` feature they are also command-line options (the trainer's).
 #[derive(Config, Debug, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct AlexNetConfig {
-    /// Paper or torchvision layer widths.
+    /// Which network: the 2012 paper's, or torchvision's.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = Preset::Paper))]
     pub preset: Preset,
-    /// Size of the last layer (1000 for ImageNet, 10 for Imagenette).
+    /// Size of the last layer (1000 for ImageNet, 10 for Imagenette; the trainer takes it from
+    /// the dataset).
     #[config(default = 1000)]
+    #[cfg_attr(feature = "clap", arg(skip = 1000usize))]
     pub num_classes: usize,
-    /// Scales every layer's width; 1.0 is AlexNet. Small values give fast CPU experiments with
-    /// the same code.
+    /// Scales every layer's width (1 = AlexNet); smaller is faster, for experiments.
     #[config(default = 1.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0))]
     pub width: f64,
-    /// Dropout before fc6 and fc7 (paper: 0.5).
+    /// Dropout probability in the classifier: on fc6's and fc7's outputs in the paper preset,
+    /// on their inputs in torchvision's.
     #[config(default = 0.5)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.5))]
     pub dropout: f64,
-    /// How [`AlexNetConfig::init`] draws fresh weights.
-    #[config(default = "Initialization::Default")]
+    /// How fresh weights are drawn.
+    #[config(default = "Initialization::Paper")]
+    #[cfg_attr(feature = "clap", arg(long = "init", value_enum, default_value_t = Initialization::Paper))]
     pub initialization: Initialization,
 }
 
@@ -115,10 +114,7 @@ impl AlexNetConfig {
         };
         // Rounded to even so the paper's two groups still split evenly.
         let scale = |c: usize| (((c as f64 * self.width) / 2.0).round() as usize).max(1) * 2;
-        Widths {
-            conv: conv.map(scale),
-            hidden: scale(4096),
-        }
+        Widths { conv: conv.map(scale), hidden: scale(4096) }
     }
 
     /// Checks the values a weights file or a command line may have got wrong.
@@ -135,7 +131,8 @@ impl AlexNetConfig {
         Ok(())
     }
 
-    /// Builds the network with fresh weights on `device`.
+    /// Builds the network with fresh weights on `device`, layer by layer as the paper's table
+    /// (section 3.5 and figure 2) gives them.
     ///
     /// Panics on an invalid config; call [`AlexNetConfig::validate`] first on untrusted values.
     pub fn init<B: Backend>(&self, device: &B::Device) -> AlexNet<B> {
@@ -145,98 +142,146 @@ impl AlexNetConfig {
         let Widths { conv: [c1, c2, c3, c4, c5], hidden } = self.widths();
         let paper = self.preset == Preset::Paper;
         // The paper splits conv2, conv4 and conv5 across its two GPUs; conv3 sees both halves.
-        let groups = if paper { 2 } else { 1 };
-        let conv = |channels: [usize; 2], kernel: usize, stride: usize, pad: usize, groups: usize| {
-            Conv2dConfig::new(channels, [kernel, kernel])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .with_groups(groups)
-        };
-        let mut convs = [
-            conv([3, c1], 11, 4, 2, 1),
-            conv([c1, c2], 5, 1, 2, groups),
-            conv([c2, c3], 3, 1, 1, 1),
-            conv([c3, c4], 3, 1, 1, groups),
-            conv([c4, c5], 3, 1, 1, groups),
-        ];
-        let mut linears = [
-            LinearConfig::new(c5 * 6 * 6, hidden),
-            LinearConfig::new(hidden, hidden),
-            LinearConfig::new(hidden, self.num_classes),
-        ];
-        let initializer = match self.initialization {
-            Initialization::Default => None,
-            Initialization::Paper => Some(Initializer::Normal { mean: 0.0, std: 0.01 }),
-            Initialization::He => Some(Initializer::KaimingNormal {
-                gain: std::f64::consts::SQRT_2,
-                fan_out_only: false,
+        let halves = if paper { 2 } else { 1 };
+        let conv = |layer: ConvLayer| layer.init(self.initialization, device);
+        let linear = |layer: LinearLayer| layer.init(self.initialization, device);
+        AlexNet {
+            conv1: conv(ConvLayer {
+                channels: [3, c1],
+                kernel: 11,
+                stride: 4,
+                padding: 2,
+                groups: 1,
+                paper_bias: 0.0,
             }),
-        };
-        if let Some(initializer) = initializer {
-            for c in &mut convs {
-                c.initializer = initializer.clone();
-            }
-            for l in &mut linears {
-                l.initializer = initializer.clone();
-            }
-            // The output layer starts small in both schemes: near-uniform predictions, a loss
-            // near ln(classes), and no early blow-up through the softmax.
-            linears[2].initializer = Initializer::Normal { mean: 0.0, std: 0.01 };
-        }
-        let [conv1, conv2, conv3, conv4, conv5] = convs.map(|c| c.init(device));
-        let [fc6, fc7, fc8] = linears.map(|l| l.init(device));
-
-        // LRN, paper section 3.3: b = a / (k + alpha * sum_{n neighbours} a^2)^beta with
-        // k = 2, n = 5, alpha = 1e-4, beta = 0.75. We implement the paper's formula. Burn's (and
-        // PyTorch's) LocalResponseNorm divides alpha by n, so it is given alpha * n.
-        let lrn = || {
-            let (size, alpha) = (5, 1e-4);
-            LocalResponseNormConfig::new(size)
-                .with_alpha(alpha * size as f64)
-                .with_beta(0.75)
-                .with_k(2.0)
-                .init()
-        };
-
-        let mut model = AlexNet {
-            conv1,
-            lrn1: paper.then(lrn),
-            conv2,
-            lrn2: paper.then(lrn),
-            conv3,
-            conv4,
-            conv5,
+            lrn1: paper.then(local_response_norm),
+            conv2: conv(ConvLayer {
+                channels: [c1, c2],
+                kernel: 5,
+                stride: 1,
+                padding: 2,
+                groups: halves,
+                paper_bias: 1.0,
+            }),
+            lrn2: paper.then(local_response_norm),
+            conv3: conv(ConvLayer {
+                channels: [c2, c3],
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                groups: 1,
+                paper_bias: 0.0,
+            }),
+            conv4: conv(ConvLayer {
+                channels: [c3, c4],
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                groups: halves,
+                paper_bias: 1.0,
+            }),
+            conv5: conv(ConvLayer {
+                channels: [c4, c5],
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                groups: halves,
+                paper_bias: 1.0,
+            }),
+            // Overlapping pooling (section 3.4): 3x3 windows, stride 2.
             pool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init(),
             avgpool: (!paper).then(|| AdaptiveAvgPool2dConfig::new([6, 6]).init()),
+            preset: self.preset,
             dropout: DropoutConfig::new(self.dropout).init(),
-            fc6,
-            fc7,
-            fc8,
+            fc6: linear(LinearLayer { features: [c5 * 6 * 6, hidden], paper_bias: 1.0, output: false }),
+            fc7: linear(LinearLayer { features: [hidden, hidden], paper_bias: 1.0, output: false }),
+            fc8: linear(LinearLayer { features: [hidden, self.num_classes], paper_bias: 0.0, output: true }),
             relu: Relu::new(),
-        };
-        let hidden_bias = match self.initialization {
-            Initialization::Default => None,
-            Initialization::Paper => Some(1.0),
-            Initialization::He => Some(0.0),
-        };
-        if let Some(hidden_bias) = hidden_bias {
-            model.conv1.bias = constant_bias(model.conv1.bias, 0.0);
-            model.conv2.bias = constant_bias(model.conv2.bias, hidden_bias);
-            model.conv3.bias = constant_bias(model.conv3.bias, 0.0);
-            model.conv4.bias = constant_bias(model.conv4.bias, hidden_bias);
-            model.conv5.bias = constant_bias(model.conv5.bias, hidden_bias);
-            model.fc6.bias = constant_bias(model.fc6.bias, hidden_bias);
-            model.fc7.bias = constant_bias(model.fc7.bias, hidden_bias);
-            model.fc8.bias = constant_bias(model.fc8.bias, 0.0);
         }
-        model
     }
 }
 
-fn constant_bias<B: Backend>(
-    bias: Option<Param<Tensor<B, 1>>>,
-    value: f64,
-) -> Option<Param<Tensor<B, 1>>> {
+/// LRN, section 3.3: `b = a / (k + alpha * sum over n neighbouring channels of a^2)^beta` with
+/// k = 2, n = 5, alpha = 1e-4, beta = 0.75. We implement the paper's formula; Burn's (and
+/// PyTorch's) LocalResponseNorm divides alpha by n, so it is given `alpha * n`.
+pub fn local_response_norm() -> LocalResponseNorm {
+    let (n, alpha) = (5, 1e-4);
+    LocalResponseNormConfig::new(n).with_alpha(alpha * n as f64).with_beta(0.75).with_k(2.0).init()
+}
+
+/// One convolution of the table. `paper_bias`: its biases under the paper's initialisation.
+struct ConvLayer {
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    paper_bias: f64,
+}
+
+/// One fully connected layer of the table; `output`: fc8.
+struct LinearLayer {
+    features: [usize; 2],
+    paper_bias: f64,
+    output: bool,
+}
+
+/// Weights under each initialisation: `None` keeps Burn's default (Kaiming-uniform, PyTorch's).
+fn weight_init(init: Initialization) -> Option<Initializer> {
+    match init {
+        Initialization::Default => None,
+        Initialization::Paper => Some(Initializer::Normal { mean: 0.0, std: 0.01 }),
+        Initialization::He => {
+            Some(Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: false })
+        }
+    }
+}
+
+/// Biases under each initialisation: the paper's constants, zeros for He, Burn's default otherwise.
+fn bias_value(init: Initialization, paper_bias: f64) -> Option<f64> {
+    match init {
+        Initialization::Default => None,
+        Initialization::Paper => Some(paper_bias),
+        Initialization::He => Some(0.0),
+    }
+}
+
+impl ConvLayer {
+    fn init<B: Backend>(self, init: Initialization, device: &B::Device) -> Conv2d<B> {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let mut config = Conv2dConfig::new(self.channels, [k, k])
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_groups(self.groups);
+        if let Some(initializer) = weight_init(init) {
+            config.initializer = initializer;
+        }
+        let mut conv = config.init(device);
+        if let Some(value) = bias_value(init, self.paper_bias) {
+            conv.bias = constant_bias(conv.bias, value);
+        }
+        conv
+    }
+}
+
+impl LinearLayer {
+    fn init<B: Backend>(self, init: Initialization, device: &B::Device) -> Linear<B> {
+        let mut config = LinearConfig::new(self.features[0], self.features[1]);
+        if let Some(initializer) = weight_init(init) {
+            // The output layer starts small in both schemes: near-uniform predictions, a loss
+            // near ln(classes), and no early blow-up through the softmax.
+            config.initializer =
+                if self.output { Initializer::Normal { mean: 0.0, std: 0.01 } } else { initializer };
+        }
+        let mut linear = config.init(device);
+        if let Some(value) = bias_value(init, self.paper_bias) {
+            linear.bias = constant_bias(linear.bias, value);
+        }
+        linear
+    }
+}
+
+fn constant_bias<B: Backend>(bias: Option<Param<Tensor<B, 1>>>, value: f64) -> Option<Param<Tensor<B, 1>>> {
     bias.map(|b| {
         let tensor = b.val();
         Param::from_tensor(tensor.ones_like().mul_scalar(value))
@@ -253,10 +298,12 @@ pub struct AlexNet<B: Backend> {
     conv3: Conv2d<B>,
     conv4: Conv2d<B>,
     conv5: Conv2d<B>,
-    /// Overlapping max pooling: 3x3 windows, stride 2 (paper section 3.4).
     pool: MaxPool2d,
     /// torchvision only; the identity at 224x224, it lets other input sizes reach fc6.
     avgpool: Option<AdaptiveAvgPool2d>,
+    /// Where dropout acts: the paper's (outputs of fc6 and fc7) or torchvision's (their inputs).
+    #[module(skip)]
+    preset: Preset,
     dropout: Dropout,
     fc6: Linear<B>,
     fc7: Linear<B>,
@@ -273,6 +320,36 @@ impl<B: Backend> AlexNet<B> {
     /// Class probabilities (softmax of the logits).
     pub fn probabilities(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         burn::tensor::activation::softmax(self.forward(images), 1)
+    }
+
+    /// The largest parameter tensor as (name, elements), e.g. `("fc6.weight", 37748736)`: what a
+    /// GPU must hold in one buffer binding. Reads shapes only, so on a freshly built model it
+    /// allocates nothing (Burn initialises parameters lazily).
+    pub fn largest_parameter(&self) -> (String, usize) {
+        let mut largest = Largest { path: Vec::new(), name: String::new(), elements: 0 };
+        self.visit(&mut largest);
+        (largest.name, largest.elements)
+    }
+
+    /// conv1's learned filters, `[c1, 3, 11, 11]`: the paper's Figure 3.
+    pub fn conv1_filters(&self) -> Tensor<B, 4> {
+        self.conv1.weight.val()
+    }
+
+    /// Each convolution's output (after its ReLU) for `images`, conv1 to conv5.
+    pub fn conv_outputs(&self, images: Tensor<B, 4>) -> Vec<(&'static str, Tensor<B, 4>)> {
+        let mut outputs = Vec::new();
+        self.features_observed(images, |name, x| {
+            if name.starts_with("conv") {
+                outputs.push((name, x.clone()));
+            }
+        });
+        outputs
+    }
+
+    /// The same network with dropout off, also under autodiff (for gradients of the input).
+    pub fn without_dropout(self) -> Self {
+        Self { dropout: DropoutConfig::new(0.0).init(), ..self }
     }
 
     /// The convolutional part: `[batch, 3, 224, 224]` to `[batch, c5, 6, 6]`.
@@ -311,12 +388,48 @@ impl<B: Backend> AlexNet<B> {
         stage("pool5", x)
     }
 
-    /// The fully connected part: dropout, fc6, ReLU, dropout, fc7, ReLU, fc8.
+    /// The fully connected part: fc6, fc7 (ReLU after each) and fc8, with dropout where the
+    /// preset puts it.
     fn classifier(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = features.flatten(1, 3);
-        let x = self.relu.forward(self.fc6.forward(self.dropout.forward(x)));
-        let x = self.relu.forward(self.fc7.forward(self.dropout.forward(x)));
+        let (fc6, fc7, drop) = (&self.fc6, &self.fc7, &self.dropout);
+        let x = match self.preset {
+            // Paper section 4.2 (and Caffe's reference net): "dropout in the first two
+            // fully-connected layers", i.e. on the outputs of fc6 and fc7.
+            Preset::Paper => {
+                let x = drop.forward(self.relu.forward(fc6.forward(x)));
+                drop.forward(self.relu.forward(fc7.forward(x)))
+            }
+            // torchvision's `alexnet`: on the inputs of fc6 and fc7.
+            Preset::Torchvision => {
+                let x = self.relu.forward(fc6.forward(drop.forward(x)));
+                self.relu.forward(fc7.forward(drop.forward(x)))
+            }
+        };
         self.fc8.forward(x)
+    }
+}
+
+struct Largest {
+    path: Vec<String>,
+    name: String,
+    elements: usize,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Largest {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let elements = param.lazy_shape().num_elements();
+        if elements > self.elements {
+            (self.name, self.elements) = (self.path.join("."), elements);
+        }
     }
 }
 
@@ -324,5 +437,48 @@ fn normalize<B: Backend>(lrn: &Option<LocalResponseNorm>, x: Tensor<B, 4>) -> Te
     match lrn {
         Some(lrn) => lrn.forward(x),
         None => x,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::Distribution;
+
+    type B = Autodiff<Flex>;
+
+    /// With one image, a row of fc6's weight gradient is zero exactly where fc6's input is zero
+    /// (Burn stores linear weights `[in, out]`). So the zero rows tell whether dropout acted on
+    /// fc6's input (torchvision) or not (the paper, which drops fc6's and fc7's outputs).
+    fn fc6_input_zeros(preset: Preset) -> (usize, usize, usize) {
+        let device = Default::default();
+        B::seed(&device, 5);
+        let config = AlexNetConfig::new(preset)
+            .with_num_classes(10)
+            .with_width(0.25)
+            .with_initialization(Initialization::He);
+        let model: AlexNet<B> = config.init(&device);
+        let image = Tensor::<B, 4>::random([1, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
+        let features = model.features(image.clone()).flatten::<2>(1, 3);
+        let inputs = features.dims()[1];
+        let zero_features = features.equal_elem(0.0).int().sum().into_scalar() as usize;
+        let grads = model.forward(image).sum().backward();
+        let grad = model.fc6.weight.grad(&grads).expect("fc6 has a gradient");
+        let zero_rows = grad.abs().sum_dim(1).equal_elem(0.0).int().sum().into_scalar() as usize;
+        (inputs, zero_features, zero_rows)
+    }
+
+    #[test]
+    fn dropout_acts_where_each_preset_puts_it() {
+        let (inputs, zero_features, zero_rows) = fc6_input_zeros(Preset::Paper);
+        assert!(zero_features < inputs / 2, "{zero_features} of {inputs} features are zero");
+        assert_eq!(zero_rows, zero_features, "the paper preset must not drop fc6's inputs");
+
+        let (inputs, zero_features, zero_rows) = fc6_input_zeros(Preset::Torchvision);
+        let dropped = zero_rows - zero_features;
+        let alive = inputs - zero_features;
+        // Dropout 0.5 on fc6's input zeroes about half of the features that were not zero.
+        assert!((alive * 2 / 5..=alive * 3 / 5).contains(&dropped), "{dropped} of {alive} dropped");
     }
 }

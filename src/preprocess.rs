@@ -29,10 +29,8 @@ pub struct Normalization {
 
 impl Normalization {
     /// ImageNet's statistics, as torchvision uses them.
-    pub const IMAGENET: Normalization = Normalization {
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+    pub const IMAGENET: Normalization =
+        Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 }
 
 impl Default for Normalization {
@@ -48,37 +46,53 @@ pub enum ImageError {
     Empty,
     #[error("not an image in a supported format (JPEG, PNG, GIF, WebP, BMP)")]
     UnknownFormat,
-    #[error("the image is {width}x{height} pixels; images over {max} megapixels are refused", max = MAX_PIXELS / 1_000_000)]
+    #[error("the image is {width}x{height} pixels; images over 64 megapixels (8192x8192) are refused")]
     TooLarge { width: u64, height: u64 },
+    #[error("the image is {width}x{height} pixels: too elongated to classify (with its shorter side at 256 pixels it would take {megapixels} megapixels; at most 64 are allowed)")]
+    TooElongated { width: u32, height: u32, megapixels: u64 },
+    #[error("the JPEG file is truncated (it ends before its image data does)")]
+    Truncated,
     #[error("the image has no pixels ({width}x{height})")]
     NoPixels { width: u32, height: u32 },
     #[error("the image could not be decoded: {0}")]
     Corrupt(String),
     #[error("an RGBA buffer of {width}x{height} needs {expected} bytes, got {actual}")]
-    BufferSize {
-        width: u32,
-        height: u32,
-        expected: u64,
-        actual: usize,
-    },
+    BufferSize { width: u32, height: u32, expected: u64, actual: usize },
 }
 
+/// Refuses, from the dimensions alone, an image too large to decode or too elongated to resize:
+/// the resize to a 256-pixel shorter side is bounded like the decode (a 259-byte PNG of 60000x1
+/// pixels would otherwise ask for 12 GB).
 fn check_size(width: u32, height: u32) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::NoPixels { width, height });
     }
     if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(ImageError::TooLarge {
-            width: width as u64,
-            height: height as u64,
-        });
+        return Err(ImageError::TooLarge { width: width as u64, height: height as u64 });
+    }
+    let (w, h) = shorter_side_size(width, height, RESIZE_SIZE);
+    let resized = w as u64 * h as u64;
+    if resized > MAX_PIXELS {
+        return Err(ImageError::TooElongated { width, height, megapixels: resized.div_ceil(1 << 20) });
     }
     Ok(())
 }
 
+/// A JPEG's last scan must be followed by its end-of-image marker: decoders fill a truncated
+/// file's missing rows with grey and report success.
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), ImageError> {
+    let last_scan = bytes.windows(2).rposition(|m| m == [0xFF, 0xDA]);
+    let ends = |from: usize| bytes[from..].windows(2).any(|m| m == [0xFF, 0xD9]);
+    match last_scan {
+        Some(scan) if ends(scan) => Ok(()),
+        _ => Err(ImageError::Truncated),
+    }
+}
+
 /// Decodes an encoded image (JPEG, PNG, GIF, WebP, BMP) to 8-bit RGB. Greyscale is replicated to
 /// three channels, alpha is dropped, 16-bit is scaled to 8-bit, CMYK JPEGs are converted (the same
-/// as PIL's `convert("RGB")`). Oversized images are refused from their header, before decoding.
+/// as PIL's `convert("RGB")`), and an EXIF orientation is applied (PIL leaves that to the caller).
+/// Oversized or truncated images are refused before decoding.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
@@ -89,6 +103,9 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     if reader.format().is_none() {
         return Err(ImageError::UnknownFormat);
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        check_jpeg_complete(bytes)?;
+    }
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
     check_size(width, height)?;
@@ -96,7 +113,10 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8);
     decoder.set_limits(limits).map_err(decode_error)?;
-    let image = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    // A phone photo's pixels are often stored sideways, with an EXIF tag saying how to turn them.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
     Ok(image.to_rgb8())
 }
 
@@ -114,17 +134,9 @@ pub fn from_rgba(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, Image
     check_size(width, height)?;
     let expected = width as u64 * height as u64 * 4;
     if rgba.len() as u64 != expected {
-        return Err(ImageError::BufferSize {
-            width,
-            height,
-            expected,
-            actual: rgba.len(),
-        });
+        return Err(ImageError::BufferSize { width, height, expected, actual: rgba.len() });
     }
-    let rgb = rgba
-        .chunks_exact(4)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect();
+    let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
     Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
 }
 
@@ -177,21 +189,33 @@ pub fn to_chw_shifted(image: &RgbImage, norm: &Normalization, shift: [f32; 3]) -
     chw
 }
 
-/// torchvision's evaluation transform: shorter side to 256, centre 224 crop, normalised
-/// `[3, 224, 224]` values (channel-first, row-major).
-pub fn eval_transform(image: &RgbImage, norm: &Normalization) -> Vec<f32> {
+/// The pixels of torchvision's evaluation transform: shorter side to 256, centre 224 crop.
+pub fn eval_crop(image: &RgbImage) -> RgbImage {
     let size = INPUT_SIZE as u32;
     let resized = resize_shorter_side(image, RESIZE_SIZE);
     let (left, top) = center_crop_origin(resized.width(), resized.height(), size);
-    to_chw(&crop(&resized, left, top, size), norm)
+    crop(&resized, left, top, size)
+}
+
+/// torchvision's evaluation transform: [`eval_crop`], then normalised `[3, 224, 224]` values
+/// (channel-first, row-major).
+pub fn eval_transform(image: &RgbImage, norm: &Normalization) -> Vec<f32> {
+    to_chw(&eval_crop(image), norm)
 }
 
 /// Stacks `[3, 224, 224]` inputs (from [`eval_transform`]) into a `[n, 3, 224, 224]` batch.
 pub fn batch<B: Backend>(inputs: &[Vec<f32>], device: &B::Device) -> Tensor<B, 4> {
+    batch_from_flat(inputs.concat(), device)
+}
+
+/// [`batch`] from inputs already laid end to end (what the trainer's loader produces): the
+/// values move into the tensor without a copy.
+pub fn batch_from_flat<B: Backend>(inputs: Vec<f32>, device: &B::Device) -> Tensor<B, 4> {
     let size = INPUT_SIZE;
-    let data: Vec<f32> = inputs.iter().flatten().copied().collect();
-    assert_eq!(data.len(), inputs.len() * 3 * size * size, "inputs must be [3, 224, 224]");
-    Tensor::from_data(TensorData::new(data, [inputs.len(), 3, size, size]), device)
+    let per_input = 3 * size * size;
+    assert_eq!(inputs.len() % per_input, 0, "inputs must be [3, 224, 224] each");
+    let n = inputs.len() / per_input;
+    Tensor::from_data(TensorData::new(inputs, [n, 3, size, size]), device)
 }
 
 /// Decodes an image file's bytes and applies [`eval_transform`].
@@ -285,19 +309,11 @@ impl Coefficients {
             for x in 0..taps {
                 let w = if total != 0.0 { k[x] / total } else { k[x] };
                 let fixed = w * (1i64 << PRECISION_BITS) as f64;
-                weights[xx * ksize + x] = if w < 0.0 {
-                    (-0.5 + fixed) as i64
-                } else {
-                    (0.5 + fixed) as i64
-                };
+                weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i64 } else { (0.5 + fixed) as i64 };
             }
             bounds.push((xmin as u32, taps));
         }
-        Self {
-            bounds,
-            weights,
-            ksize,
-        }
+        Self { bounds, weights, ksize }
     }
 
     fn for_output(&self, i: u32) -> (u32, &[i64]) {
@@ -336,13 +352,7 @@ mod tests {
     fn refuses_bad_buffers() {
         assert_eq!(decode(&[]), Err(ImageError::Empty));
         assert_eq!(decode(b"hello, this is text"), Err(ImageError::UnknownFormat));
-        assert!(matches!(
-            from_rgba(&[0; 12], 2, 2),
-            Err(ImageError::BufferSize { .. })
-        ));
-        assert!(matches!(
-            from_rgba(&[], 100_000, 100_000),
-            Err(ImageError::TooLarge { .. })
-        ));
+        assert!(matches!(from_rgba(&[0; 12], 2, 2), Err(ImageError::BufferSize { .. })));
+        assert!(matches!(from_rgba(&[], 100_000, 100_000), Err(ImageError::TooLarge { .. })));
     }
 }

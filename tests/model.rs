@@ -4,7 +4,6 @@ mod common;
 
 use alexnet::{AlexNetConfig, Initialization};
 use burn::module::Module;
-use burn::nn::LocalResponseNormConfig;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use common::{device, TestBackend as B};
 
@@ -54,10 +53,7 @@ fn torchvision_stage_shapes_and_logits() {
 #[test]
 fn parameter_counts_match_the_paper_and_torchvision() {
     assert_eq!(AlexNetConfig::paper(1000).init::<B>(&device()).num_params(), 60_965_224);
-    assert_eq!(
-        AlexNetConfig::torchvision(1000).init::<B>(&device()).num_params(),
-        61_100_840
-    );
+    assert_eq!(AlexNetConfig::torchvision(1000).init::<B>(&device()).num_params(), 61_100_840);
 }
 
 #[test]
@@ -83,12 +79,8 @@ fn lrn_uses_the_papers_formula() {
             (a[i] as f64 / (2.0 + 1e-4 * sum).powf(0.75)) as f32
         })
         .collect();
-    // The layer as model.rs builds it: Burn's LRN divides alpha by n, so it gets alpha * n.
-    let lrn = LocalResponseNormConfig::new(5)
-        .with_alpha(1e-4 * 5.0)
-        .with_beta(0.75)
-        .with_k(2.0)
-        .init();
+    // The layer the model uses.
+    let lrn = alexnet::model::local_response_norm();
     let x = Tensor::<B, 4>::from_data(TensorData::new(a.to_vec(), [1, 7, 1, 1]), &device());
     let got = lrn.forward(x).into_data().to_vec::<f32>().unwrap();
     for (g, e) in got.iter().zip(&expected) {
@@ -102,9 +94,7 @@ fn lrn_uses_the_papers_formula() {
 
 #[test]
 fn paper_initialisation() {
-    let model = AlexNetConfig::paper(1000)
-        .with_initialization(Initialization::Paper)
-        .init::<B>(&device());
+    let model = AlexNetConfig::paper(1000).with_initialization(Initialization::Paper).init::<B>(&device());
     let record = model.into_record();
     let values = |t: Tensor<B, 1>| t.into_data().to_vec::<f32>().unwrap();
     let bias = |b: Option<burn::module::Param<Tensor<B, 1>>>| values(b.unwrap().val());

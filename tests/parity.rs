@@ -34,10 +34,10 @@ fn photos() -> Vec<PathBuf> {
     // A few real ImageNet photos too (grey ones included in the set where they occur).
     for class in ["n03445777", "n03028079", "n03888257"] {
         let dir = data.join("imagenette/val").join(class);
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-                .map(|e| e.unwrap().path())
-                .collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         images.extend(files.into_iter().take(2));
     }
@@ -71,11 +71,7 @@ fn make_fixtures(name: &str) -> Fixtures {
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
 fn rows(t: Tensor<B, 2>) -> Vec<Vec<f32>> {
@@ -93,16 +89,12 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 
 fn check_preset(fx: &Fixtures, preset: &str, model: &SavedModel<B>) {
     let entries = fx.json["images"].as_array().unwrap();
-    let reference: Vec<Vec<f32>> = entries
-        .iter()
-        .map(|e| serde_json::from_value(e["logits"][preset].clone()).unwrap())
-        .collect();
+    let reference: Vec<Vec<f32>> =
+        entries.iter().map(|e| serde_json::from_value(e["logits"][preset].clone()).unwrap()).collect();
 
     // 1. Identical input tensors (torchvision's): logits agree to 1e-4 of the largest logit.
-    let torch_inputs: Vec<Vec<f32>> = entries
-        .iter()
-        .map(|e| read_f32(&fx.dir.path(e["input"].as_str().unwrap())))
-        .collect();
+    let torch_inputs: Vec<Vec<f32>> =
+        entries.iter().map(|e| read_f32(&fx.dir.path(e["input"].as_str().unwrap()))).collect();
     let ours = rows(model.model.forward(preprocess::batch(&torch_inputs, &device())));
     let mut worst = 0.0f32;
     for (i, (a, b)) in ours.iter().zip(&reference).enumerate() {

@@ -88,7 +88,10 @@ fn png_header_only(width: u32, height: u32) -> Vec<u8> {
 fn huge_images_are_refused_before_decoding() {
     let err = preprocess::decode(&png_header_only(20_000, 20_000)).unwrap_err();
     assert_eq!(err, ImageError::TooLarge { width: 20_000, height: 20_000 });
-    assert!(err.to_string().contains("20000x20000"));
+    assert_eq!(
+        err.to_string(),
+        "the image is 20000x20000 pixels; images over 64 megapixels (8192x8192) are refused"
+    );
     // Just under the limit passes the size check and fails later, on the missing pixel data.
     let side = (MAX_PIXELS as f64).sqrt() as u32;
     assert!(matches!(preprocess::decode(&png_header_only(side, side)), Err(ImageError::Corrupt(_))));
@@ -99,11 +102,46 @@ fn broken_files_give_errors_not_panics() {
     let good = encode(DynamicImage::ImageRgb8(gradient(80, 60)), ImageFormat::Png);
     assert!(matches!(preprocess::decode(&good[..good.len() / 2]), Err(ImageError::Corrupt(_))));
     let jpeg = encode(DynamicImage::ImageRgb8(gradient(80, 60)), ImageFormat::Jpeg);
-    for cut in [10, jpeg.len() / 3] {
-        // A truncated JPEG either errors or decodes grey padding; it must never panic.
-        let _ = preprocess::decode(&jpeg[..cut]);
+    assert!(preprocess::decode(&jpeg).is_ok());
+    for cut in [jpeg.len() / 3, jpeg.len() - 2] {
+        // Decoders fill a truncated JPEG's missing rows with grey and call it a success.
+        assert_eq!(preprocess::decode(&jpeg[..cut]), Err(ImageError::Truncated), "cut at {cut}");
     }
     assert_eq!(preprocess::decode(b""), Err(ImageError::Empty));
     assert_eq!(preprocess::decode(b"%PDF-1.4 not an image"), Err(ImageError::UnknownFormat));
     assert!(matches!(preprocess::decode(&png_header_only(0, 10)), Err(_)));
+}
+
+#[test]
+fn extreme_aspect_ratios_are_refused_before_resizing() {
+    // 259 bytes of PNG, 60000x1 pixels: its shorter side at 256 would take 12 GB.
+    let line = encode(DynamicImage::ImageRgb8(RgbImage::new(60_000, 1)), ImageFormat::Png);
+    let err = preprocess::decode(&line).unwrap_err();
+    assert_eq!(err, ImageError::TooElongated { width: 60_000, height: 1, megapixels: 3750 });
+    assert!(err.to_string().starts_with("the image is 60000x1 pixels: too elongated"), "{err}");
+    assert!(matches!(preprocess::decode(&png_header_only(1, 20_000)), Err(ImageError::TooElongated { .. })));
+    // The canvas path takes the same check.
+    assert!(matches!(
+        preprocess::from_rgba(&[0; 4 * 60_000], 60_000, 1),
+        Err(ImageError::TooElongated { .. })
+    ));
+    // A long panorama is fine: 16:1 resizes to 4096x256.
+    let panorama = encode(DynamicImage::ImageRgb8(gradient(1600, 100)), ImageFormat::Png);
+    assert_eq!(
+        preprocess::preprocess_bytes(&panorama, &Normalization::IMAGENET).unwrap().len(),
+        3 * 224 * 224
+    );
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    let jpeg = encode(DynamicImage::ImageRgb8(gradient(80, 60)), ImageFormat::Jpeg);
+    // An APP1 segment with one EXIF tag: Orientation (0x0112) = 6, "rotate 90 degrees clockwise".
+    let mut exif = b"\xff\xe1\x00\x22Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+    exif.extend(b"\x12\x01\x03\0\x01\0\0\0\x06\0\0\0\0\0\0\0");
+    let mut rotated = jpeg[..2].to_vec();
+    rotated.extend(&exif);
+    rotated.extend(&jpeg[2..]);
+    assert_eq!(preprocess::decode(&jpeg).unwrap().dimensions(), (80, 60));
+    assert_eq!(preprocess::decode(&rotated).unwrap().dimensions(), (60, 80));
 }

@@ -4,11 +4,16 @@
 const params = new URLSearchParams(location.search);
 const MANIFEST_URL = "model/manifest.json";
 const CACHE_NAME = "alexnet-models-v1";
-// fc6's f32 weight: the largest binding the model needs on the GPU.
-const LARGEST_TENSOR_BYTES = 9216 * 4096 * 4;
 
 const $ = (id) => document.getElementById(id);
-let classifier = null;
+// Settles once the model has loaded (or failed to): images that arrive before wait for it.
+let resolveModel;
+let rejectModel;
+const modelReady = new Promise((resolve, reject) => {
+  resolveModel = resolve;
+  rejectModel = reject;
+});
+modelReady.catch(() => {});
 let queue = Promise.resolve();
 
 function showError(message) {
@@ -34,8 +39,9 @@ async function sha256Hex(bytes) {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// Downloads with a progress bar; the response is kept in Cache Storage, so a second visit
-// loads without the network.
+// Downloads with a progress bar. Returns the bytes, `keep()`, which stores them in Cache Storage
+// (so that a second visit loads without the network), and `forget()`. `keep` is called only once
+// the model has loaded, so a truncated or foreign file is never kept.
 async function fetchWeights(url, expectedSha) {
   const cache = "caches" in self ? await caches.open(CACHE_NAME) : null;
   let response = cache ? await cache.match(url) : undefined;
@@ -61,75 +67,222 @@ async function fetchWeights(url, expectedSha) {
     bytes.set(c, offset);
     offset += c.length;
   }
+  const forget = async () => cache && (await cache.delete(url));
   if (expectedSha) {
     const actual = await sha256Hex(bytes);
     if (actual !== expectedSha) {
-      if (cache) await cache.delete(url);
+      await forget();
+      // A cached copy of another version: download the current one.
+      if (fromCache) return fetchWeights(url, expectedSha);
       throw new Error(`the model file's sha256 is ${actual}, expected ${expectedSha} (corrupt download?)`);
     }
   }
-  if (cache && !fromCache) {
-    await cache.put(url, new Response(bytes, { headers: { "content-length": String(bytes.length) } }));
-  }
-  return bytes;
+  const keep = async () => {
+    if (cache && !fromCache) {
+      await cache.put(url, new Response(bytes, { headers: { "content-length": String(bytes.length) } }));
+    }
+  };
+  return { bytes, keep, forget };
 }
 
-// WebGPU only when an adapter exists and can bind the largest weight tensor.
-async function chooseBackend() {
-  if (params.get("backend") === "cpu") return { backend: "cpu", why: "forced by ?backend=cpu" };
+// The largest tensor of a weights file once on the device (as f32), from its safetensors header
+// (8 bytes of little-endian length, then JSON), before anything is uploaded.
+function largestTensorBytes(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const length = bytes.length >= 8 ? Number(view.getBigUint64(0, true)) : Infinity;
+  if (length > bytes.length - 8) throw new Error("the model file is not a safetensors file");
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  let largest = 0;
+  for (const [name, tensor] of Object.entries(header)) {
+    if (name === "__metadata__" || !Array.isArray(tensor.shape)) continue;
+    largest = Math.max(largest, tensor.shape.reduce((a, b) => a * b, 1) * 4);
+  }
+  return largest;
+}
+
+const mb = (n) => `${(n / 1e6).toFixed(0)} MB`;
+
+// WebGPU only on a hardware adapter that can hold this model's largest tensor: a software
+// adapter (SwiftShader, llvmpipe: a GPU emulated on the CPU) is slower than the CPU path.
+// `?backend=webgpu` or `?backend=cpu` decides instead.
+async function chooseBackend(bytes) {
+  const forced = params.get("backend");
+  if (forced === "cpu") return { backend: "cpu", why: "chosen by ?backend=cpu" };
   if (!navigator.gpu) return { backend: "cpu", why: "this browser has no WebGPU" };
   let adapter = null;
   try {
-    adapter = await navigator.gpu.requestAdapter();
+    adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   } catch (e) {
     adapter = null;
   }
   if (!adapter) return { backend: "cpu", why: "no WebGPU adapter" };
-  if (adapter.limits.maxStorageBufferBindingSize < LARGEST_TENSOR_BYTES) {
-    return { backend: "cpu", why: "the WebGPU adapter cannot hold the model" };
+  const largest = largestTensorBytes(bytes);
+  const limit = Math.min(adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
+  if (largest > limit) {
+    return { backend: "cpu", why: `the WebGPU adapter holds ${mb(limit)} per buffer, this model needs ${mb(largest)}` };
   }
-  return { backend: "webgpu", why: "" };
+  if (forced === "webgpu") return { backend: "webgpu", why: "chosen by ?backend=webgpu" };
+  const info = adapter.info || {};
+  const names = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+  if (info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(names)) {
+    return { backend: "cpu", why: "the WebGPU adapter is a software one, slower than the CPU path" };
+  }
+  // Both paths are real: the check image decides which is faster (and is remembered).
+  return { backend: "webgpu", why: "", compare: `${names} ${bytes.length}` };
 }
 
-// trunk's loader sets window.wasmBindings and fires TrunkApplicationStarted; if the wasm module
-// fails to start, its promise rejects instead.
-function wasmBindings() {
-  if (window.wasmBindings) return Promise.resolve(window.wasmBindings);
-  return new Promise((resolve, reject) => {
-    addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true });
-    const failed = (reason) => {
-      if (!window.wasmBindings) reject(new Error(`the WebAssembly module failed to start: ${reason}`));
+// The manifest's check: one image and the top 5 that `trainer predict` gives for it.
+async function fetchCheck(manifest) {
+  if (!manifest || !manifest.check) return null;
+  const r = await fetch(new URL(manifest.check.image, new URL(MANIFEST_URL, location.href)));
+  if (!r.ok) return null;
+  return { bytes: new Uint8Array(await r.arrayBuffer()), top5: manifest.check.top5 };
+}
+
+// Classifies the check image twice (the first run compiles and warms up) and compares the
+// answer with the trainer's: {agrees, ms} (ms: the second, warm run).
+async function verify(model, check) {
+  await model.classify(check.bytes.slice());
+  const { top, ms } = await model.classify(check.bytes.slice());
+  const agrees = top.length === check.top5.length
+    && top.every((p, i) => p.index === check.top5[i].index && Math.abs(p.prob - check.top5[i].prob) <= 1e-3);
+  return { agrees, ms };
+}
+
+// Loads the model on the chosen backend, then makes sure of it with the check image: WebGPU must
+// give the trainer's answer (else the CPU takes over, and the page says so); where both paths are
+// real, the faster one on the check image stays, and the choice is remembered for this adapter
+// and model. Resolves to {model, loaded, why}.
+async function startModel(bytes, choice, check) {
+  const remembered = choice.compare && JSON.parse(localStorage.getItem("alexnet-backend") || "null");
+  if (remembered && remembered.key === choice.compare) {
+    choice = { backend: remembered.backend, why: remembered.why };
+  }
+  const model = new Model(bytes, choice.backend);
+  const loaded = await model.start();
+  if (!check || choice.backend !== "webgpu") return { model, loaded, why: choice.why };
+  const gpu = await verify(model, check);
+  if (gpu.agrees && !choice.compare) return { model, loaded, why: choice.why };
+  const cpu = new Model(bytes, "cpu");
+  const cpuLoaded = await cpu.start();
+  if (!gpu.agrees) {
+    model.terminate();
+    return { model: cpu, loaded: cpuLoaded, why: "WebGPU's answer on the check image differs from the trainer's" };
+  }
+  const cpuCheck = await verify(cpu, check);
+  const cpuWins = cpuCheck.ms < gpu.ms;
+  const [fast, slow] = cpuWins ? [cpuCheck.ms, gpu.ms] : [gpu.ms, cpuCheck.ms];
+  const why = `faster on the check image: ${fast.toFixed(0)} ms against ${slow.toFixed(0)} ms on ${cpuWins ? "WebGPU" : "the CPU"}`;
+  localStorage.setItem("alexnet-backend", JSON.stringify({ key: choice.compare, backend: cpuWins ? "cpu" : "webgpu", why }));
+  (cpuWins ? model : cpu).terminate();
+  return cpuWins ? { model: cpu, loaded: cpuLoaded, why } : { model, loaded, why };
+}
+
+// The model runs in a Web Worker (worker.js): the page's main thread only renders. If the worker's
+// WebAssembly traps, a new worker loads the same bytes again, so the page keeps working.
+class Model {
+  constructor(bytes, backend) {
+    this.bytes = bytes;
+    this.backend = backend;
+    this.pending = new Map();
+    this.nextId = 1;
+  }
+
+  // Starts a worker and loads the weights in it; resolves to {backend, info}.
+  start() {
+    this.worker = new Worker("worker.js", { type: "module" });
+    this.worker.onmessage = ({ data }) => {
+      const waiting = this.pending.get(data.id ?? 0);
+      if (!waiting) return;
+      this.pending.delete(data.id ?? 0);
+      if (data.type === "error") {
+        const error = new Error(data.message);
+        error.fatal = data.fatal;
+        waiting.reject(error);
+      } else {
+        waiting.resolve(data);
+      }
     };
-    addEventListener("unhandledrejection", (e) => failed(e.reason));
-    addEventListener("error", (e) => failed(e.message));
-  });
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      const error = new Error(`the model's worker failed: ${e.message || "it could not start"}`);
+      for (const waiting of this.pending.values()) waiting.reject(error);
+      this.pending.clear();
+    };
+    return this.request({ type: "load", bytes: this.bytes, backend: this.backend }, 0);
+  }
+
+  request(message, id) {
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id });
+    });
+  }
+
+  terminate() {
+    this.worker.terminate();
+  }
+
+  // Top 5 of a canvas's RGBA pixels: {top, ms}.
+  classifyRgba(rgba, width, height) {
+    return this.request({ type: "classifyRgba", rgba, width, height }, this.nextId++);
+  }
+
+  // Pictures of what the network sees (computed on the CPU, in the worker).
+  async filters() {
+    return (await this.request({ type: "filters" }, this.nextId++)).pictures[0];
+  }
+
+  async explain(bytes, cls) {
+    return (await this.request({ type: "explain", bytes, class: cls }, this.nextId++)).pictures;
+  }
+
+  // Top 5 of an encoded image: {top, ms}. When the worker's WebAssembly traps (a lost GPU
+  // device, a panic), a new worker takes over (on the CPU if it was WebGPU) and the image is
+  // tried once more.
+  async classify(bytes) {
+    try {
+      return await this.request({ type: "classify", bytes }, this.nextId++);
+    } catch (e) {
+      if (!e.fatal) throw e;
+      this.worker.terminate();
+      if (this.backend === "webgpu") {
+        this.backend = "cpu";
+        if (this.onFallback) this.onFallback(e.message);
+      }
+      await this.start();
+      return await this.request({ type: "classify", bytes }, this.nextId++);
+    }
+  }
 }
 
+// Everything here comes from the weights file or the manifest: text only, never HTML.
 function renderCard(info, manifest) {
-  const labels = info.labels.map((l) => l.name);
+  const labels = info.labels.map((l) => String(l.name));
   const p = info.provenance || {};
   // The manifest holds the accuracy measured on the whole validation set by `trainer eval`.
   const measured = (manifest && manifest.accuracy) || {};
-  const tenCrop = measured.top1_ten_crop ?? p.val_top1_ten_crop;
-  const centre = measured.top1_center ?? p.val_top1_center;
+  const tenCrop = Number(measured.top1_ten_crop ?? p.val_top1_ten_crop);
+  const centre = Number(measured.top1_center ?? p.val_top1_center);
   // The page classifies one centre crop, so that figure comes first.
-  const accuracy = centre !== undefined
+  const accuracy = Number.isFinite(centre)
     ? `validation top-1 ${(100 * centre).toFixed(1)}%`
-    : tenCrop !== undefined ? `validation top-1 ${(100 * tenCrop).toFixed(1)}% (10-crop)` : null;
-  const width = info.config.width && info.config.width !== 1 ? ` at ${info.config.width}× width` : "";
-  const parts = [
-    `<strong>${info.config.preset} AlexNet${width}</strong>, ${labels.length} classes`,
+    : Number.isFinite(tenCrop) ? `validation top-1 ${(100 * tenCrop).toFixed(1)}% (10-crop)` : null;
+  const width = info.config.width && info.config.width !== 1 ? ` at ${Number(info.config.width)}× width` : "";
+  const head = document.createElement("div");
+  const name = document.createElement("strong");
+  name.textContent = `${info.config.preset} AlexNet${width}`;
+  const rest = [
+    `${labels.length} classes`,
     accuracy,
     p.dataset ? `trained on ${String(p.dataset).split("/").pop()}` : null,
   ].filter(Boolean);
+  head.append(name, document.createTextNode(`, ${rest.join(" · ")}`));
   const shown = labels.length <= 20 ? labels.join(", ") : `${labels.slice(0, 20).join(", ")}, …`;
-  $("model-card").innerHTML = "";
-  const head = document.createElement("div");
-  head.innerHTML = parts.join(" · ");
   const list = document.createElement("div");
   list.textContent = `Recognises: ${shown}`;
-  $("model-card").append(head, list);
-  if (manifest && manifest.card) {
+  $("model-card").replaceChildren(head, list);
+  if (manifest && typeof manifest.card === "string" && !/^\s*(javascript|data):/i.test(manifest.card)) {
     const link = document.createElement("a");
     link.href = manifest.card;
     link.textContent = "model card";
@@ -137,14 +290,70 @@ function renderCard(info, manifest) {
   }
 }
 
-function renderPredictions(top, ms) {
-  const list = $("predictions");
-  list.replaceChildren();
+// Below this top-1 probability the page says the model may not know what the photo shows.
+const UNSURE = 0.5;
+let classCount = 0;
+
+// One card per image, newest first: the image, then its top 5 or its error (which stays).
+function newShot(file) {
+  const shot = document.createElement("article");
+  shot.className = "shot";
+  shot.dataset.testid = "shot";
+  const img = document.createElement("img");
+  img.alt = file.name || "a pasted image";
+  const body = document.createElement("div");
+  const title = document.createElement("p");
+  title.className = "name";
+  title.textContent = file.name || "pasted image";
+  body.append(title);
+  shot.append(img, body);
+  $("gallery").prepend(shot);
+  $("gallery").hidden = false;
+  return { shot, img, body };
+}
+
+function canvasOf(picture) {
+  const canvas = document.createElement("canvas");
+  canvas.width = picture.width;
+  canvas.height = picture.height;
+  canvas.getContext("2d").putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
+  const figure = document.createElement("figure");
+  const caption = document.createElement("figcaption");
+  caption.textContent = picture.name;
+  figure.append(canvas, caption);
+  return figure;
+}
+
+// A button under an image's top 5: what the network looked at, and what each layer saw.
+function insideButton(body, bytes, top) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.testid = "explain";
+  button.textContent = "See inside the network";
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    button.textContent = "Computing…";
+    try {
+      const model = await modelReady;
+      const pictures = await model.explain(bytes, top[0].index);
+      const inside = document.createElement("div");
+      inside.className = "inside";
+      inside.dataset.testid = "inside";
+      inside.append(...pictures.map(canvasOf));
+      button.replaceWith(inside);
+    } catch (e) {
+      button.textContent = `Could not look inside: ${e.message || e}`;
+    }
+  });
+  body.append(button);
+}
+
+function renderPredictions(body, top, ms, backend) {
+  const list = document.createElement("ol");
   for (const p of top) {
     const li = document.createElement("li");
     li.className = "prediction";
     li.dataset.testid = "prediction";
-    li.setAttribute("data-testid", "prediction");
     li.dataset.index = String(p.index);
     li.dataset.label = p.label;
     li.dataset.prob = String(p.prob);
@@ -159,35 +368,50 @@ function renderPredictions(top, ms) {
     li.append(bar, name, pct);
     list.append(li);
   }
-  $("latency").textContent = `${ms.toFixed(0)} ms`;
-  $("result").hidden = false;
+  body.append(list);
+  if (top.length && top[0].prob < UNSURE) {
+    const note = document.createElement("p");
+    note.className = "unsure";
+    note.dataset.testid = "unsure";
+    note.textContent = `Not sure: this model knows only its ${classCount} classes, and this photo may show none of them.`;
+    body.append(note);
+  }
+  const meta = document.createElement("p");
+  meta.className = "meta";
+  const latency = document.createElement("span");
+  latency.dataset.testid = "latency";
+  latency.textContent = `${ms.toFixed(0)} ms`;
+  meta.append(latency, document.createTextNode(` · ${backend}`));
+  body.append(meta);
 }
 
 async function classify(file) {
-  if (!classifier) {
-    showError("The model is not loaded yet.");
-    return;
-  }
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const url = URL.createObjectURL(file);
+  const { shot, img, body } = newShot(file);
   try {
-    const start = performance.now();
-    const top = JSON.parse(await classifier.classifyFile(bytes, 5));
-    const ms = performance.now() - start;
+    const model = await modelReady;
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const { top, ms } = await model.classify(bytes);
+    img.src = URL.createObjectURL(file);
     clearError();
-    $("preview").src = url;
-    renderPredictions(top, ms);
+    renderPredictions(body, top, ms, model.backendName);
+    insideButton(body, bytes, top);
     document.body.dataset.classified = String(Number(document.body.dataset.classified || 0) + 1);
   } catch (e) {
-    URL.revokeObjectURL(url);
-    showError(`${file.name || "the pasted image"}: ${e.message || e}`);
+    const message = `${file.name || "the pasted image"}: ${e.message || e}`;
+    const error = document.createElement("p");
+    error.className = "error";
+    error.dataset.testid = "image-error";
+    error.textContent = message;
+    body.append(error);
+    shot.classList.add("failed");
+    showError(message);
     document.body.dataset.failed = String(Number(document.body.dataset.failed || 0) + 1);
   }
 }
 
-// One image at a time, in the order they arrive.
+// One image at a time, in the order they arrive; a failure never stops the ones after it.
 function enqueue(file) {
-  queue = queue.then(() => classify(file));
+  queue = queue.then(() => classify(file)).catch((e) => showError(String(e.message || e)));
   return queue;
 }
 
@@ -213,8 +437,87 @@ function wireInputs() {
   });
 }
 
+// The camera: each frame is classified as soon as the previous answer is in; the top 5 and the
+// frames per second update live. Stops with the button or when the stream ends.
+let camera = null;
+
+async function toggleCamera() {
+  if (camera) {
+    camera.stop();
+    return;
+  }
+  const video = $("video");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  } catch (e) {
+    showError(`The camera could not start: ${e.message || e}`);
+    return;
+  }
+  const model = await modelReady;
+  video.srcObject = stream;
+  await video.play();
+  $("camera-view").hidden = false;
+  $("camera").textContent = "Stop the camera";
+  let running = true;
+  camera = {
+    stop() {
+      running = false;
+      stream.getTracks().forEach((t) => t.stop());
+      $("camera").textContent = "Use the camera";
+      camera = null;
+    },
+  };
+  const canvas = document.createElement("canvas");
+  const started = performance.now();
+  let frames = 0;
+  while (running && video.videoWidth) {
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(video, 0, 0);
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    try {
+      const { top } = await model.classifyRgba(new Uint8Array(data.buffer), canvas.width, canvas.height);
+      frames += 1;
+      const fps = frames / ((performance.now() - started) / 1000);
+      const list = $("camera-top");
+      list.replaceChildren(...top.map((p) => {
+        const li = document.createElement("li");
+        li.textContent = `${p.label} ${(100 * p.prob).toFixed(1)}%`;
+        return li;
+      }));
+      $("camera-fps").textContent = `${fps.toFixed(1)} frames/s`;
+    } catch (e) {
+      showError(`camera: ${e.message || e}`);
+      break;
+    }
+  }
+  if (camera) camera.stop();
+}
+
+// What this page keeps in Cache Storage (page, code, model), and a way to forget it.
+async function showStorage() {
+  if (!navigator.storage || !navigator.storage.estimate) return;
+  const { usage } = await navigator.storage.estimate();
+  $("storage-size").textContent = `${(usage / 1e6).toFixed(1)} MB kept for offline use`;
+  $("storage").hidden = false;
+}
+
+async function forgetStorage() {
+  for (const name of await caches.keys()) await caches.delete(name);
+  const registrations = navigator.serviceWorker ? await navigator.serviceWorker.getRegistrations() : [];
+  for (const r of registrations) await r.unregister();
+  $("storage-size").textContent = "Forgotten: the next visit downloads everything again.";
+}
+
 async function main() {
   wireInputs();
+  $("forget").addEventListener("click", forgetStorage);
+  $("camera").addEventListener("click", toggleCamera);
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch((e) => console.warn("no offline support:", e));
+  }
   try {
     const custom = params.get("model");
     let manifest = null;
@@ -225,22 +528,37 @@ async function main() {
       manifest = await r.json();
       url = new URL(manifest.file, new URL(MANIFEST_URL, location.href)).href;
     }
-    const [bindings, bytes, choice] = await Promise.all([
-      wasmBindings(),
-      fetchWeights(url, manifest ? manifest.sha256 : params.get("sha256")),
-      chooseBackend(),
-    ]);
+    const weights = await fetchWeights(url, manifest ? manifest.sha256 : params.get("sha256"));
+    const choice = await chooseBackend(weights.bytes);
     progress(1, 1, "Starting the model");
-    classifier = await bindings.Classifier.load(bytes, choice.backend);
+    let started;
+    try {
+      started = await startModel(weights.bytes, choice, await fetchCheck(manifest));
+    } catch (e) {
+      await weights.forget();
+      throw e;
+    }
+    const { model, loaded, why } = started;
+    await weights.keep();
     $("progress").hidden = true;
-    const name = classifier.backend();
-    $("backend").textContent = choice.why ? `${name} (${choice.why})` : name;
-    renderCard(JSON.parse(classifier.infoJson()), manifest);
+    $("backend").textContent = why ? `${loaded.backend} (${why})` : loaded.backend;
+    model.backendName = loaded.backend;
+    model.onFallback = (reason) => {
+      model.backendName = "CPU";
+      $("backend").textContent = `CPU (WebGPU failed: ${reason})`;
+    };
+    const info = JSON.parse(loaded.info);
+    classCount = info.labels.length;
+    renderCard(info, manifest);
+    resolveModel(model);
+    showStorage();
+    model.filters().then((p) => $("filters").replaceChildren(canvasOf(p)), () => {});
     document.body.dataset.ready = "true";
   } catch (e) {
     $("progress").hidden = true;
     $("model-card").textContent = "No model loaded.";
     showError(`The model could not be loaded: ${e.message || e}`);
+    rejectModel(new Error("no model is loaded"));
     document.body.dataset.ready = "error";
   }
 }

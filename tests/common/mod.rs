@@ -1,7 +1,12 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests of the library and of the trainer (which includes
+//! this file with `#[path]`).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use alexnet::labels::Label;
+use alexnet::weights::{ModelInfo, SavedModel};
+use alexnet::AlexNetConfig;
 
 /// Burn's fastest CPU backend here: Flex runs AlexNet's forward pass ~7x faster than NdArray
 /// (`cargo run --release --example cpu_backends`).
@@ -13,9 +18,13 @@ pub fn device() -> burn::backend::flex::FlexDevice {
 
 /// The shared data folder: `$ALEXNET_DATA`, or `../shared/data` beside the repository.
 pub fn data_dir() -> PathBuf {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("the workspace root (holding Cargo.lock)");
     let dir = std::env::var_os("ALEXNET_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+        .unwrap_or_else(|| repository.join("../shared/data"));
     assert!(
         dir.is_dir(),
         "test data not found at {} (set ALEXNET_DATA to the folder holding photos/ and imagenette/)",
@@ -44,4 +53,29 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The committable test photos (`photos/` in the data folder), sorted.
+pub fn photos() -> Vec<PathBuf> {
+    let dir = data_dir().join("photos");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    photos
+}
+
+/// Imagenette (10 classes, train/ and val/) in the data folder.
+pub fn imagenette() -> PathBuf {
+    let dir = data_dir().join("imagenette");
+    assert!(dir.join("train").is_dir(), "Imagenette not found at {} (set ALEXNET_DATA)", dir.display());
+    dir
+}
+
+/// A narrow paper-preset model with random weights and labels `class 0`, `class 1`, ...
+pub fn small_model(num_classes: usize) -> SavedModel<TestBackend> {
+    let config = AlexNetConfig::paper(num_classes).with_width(0.125);
+    let labels = (0..num_classes).map(|i| Label { name: format!("class {i}"), wnid: None }).collect();
+    SavedModel { model: config.init(&device()), info: ModelInfo::new(config, labels) }
 }

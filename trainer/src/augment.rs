@@ -9,11 +9,8 @@ use rand::Rng;
 /// Eigenvalues of ImageNet's RGB covariance (pixels in [0, 1]), as fb.resnet.torch uses them.
 pub const PCA_EIGVAL: [f32; 3] = [0.2175, 0.0188, 0.0045];
 /// The matching eigenvectors, one per row.
-pub const PCA_EIGVEC: [[f32; 3]; 3] = [
-    [-0.5675, 0.7192, 0.4009],
-    [-0.5808, -0.0045, -0.8140],
-    [-0.5836, -0.6948, 0.4203],
-];
+pub const PCA_EIGVEC: [[f32; 3]; 3] =
+    [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]];
 /// Standard deviation of the per-image lighting coefficients (paper: 0.1).
 pub const PCA_ALPHA_STD: f32 = 0.1;
 

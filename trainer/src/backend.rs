@@ -1,9 +1,12 @@
 //! Choosing among the backends compiled in: CUDA and wgpu behind features, the CPU (Flex) always.
 
+use alexnet::AlexNet;
 use anyhow::{anyhow, Result};
 use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::Tensor;
+
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+use crate::gpu;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,16 +42,64 @@ pub fn compiled() -> Vec<BackendKind> {
     kinds
 }
 
+/// The backend a command runs on, and the device's limit on one buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Chosen {
+    pub kind: BackendKind,
+    /// The most bytes one tensor may occupy (a GPU's storage-binding limit: 128 MiB on Mesa's
+    /// lavapipe; `None` on the CPU).
+    pub max_tensor_bytes: Option<u64>,
+}
+
+impl Chosen {
+    /// The CPU (Flex): no limit on one tensor.
+    pub fn cpu() -> Self {
+        Self { kind: BackendKind::Cpu, max_tensor_bytes: None }
+    }
+
+    /// Refuses a model with a tensor larger than the device can bind, before any of it is
+    /// allocated: the GPU runtime would otherwise fail on a thread of its own. Works on a freshly
+    /// built (lazily initialised) model.
+    pub fn check_fits<B: Backend>(&self, model: &AlexNet<B>) -> Result<()> {
+        let Some(limit) = self.max_tensor_bytes else { return Ok(()) };
+        let (name, elements) = model.largest_parameter();
+        let bytes = elements as u64 * 4;
+        if bytes > limit {
+            return Err(anyhow!(
+                "this model's {name} ({:.1} MB as f32) is larger than the {} device can hold in one \
+                 buffer ({:.1} MB): use a narrower model (--width) or --backend cpu",
+                bytes as f64 / 1e6,
+                self.kind,
+                limit as f64 / 1e6
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Work that runs on whichever backend is chosen at run time.
 pub trait Job {
     type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device, kind: BackendKind) -> Result<Self::Output>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, backend: Chosen) -> Result<Self::Output>;
 }
 
-/// Runs `job` on `kind`, or on the fastest compiled backend that works when `kind` is `None`.
+/// A backend whose device has started.
+enum Opened {
+    #[cfg(feature = "cuda")]
+    Cuda(burn::backend::cuda::CudaDevice),
+    #[cfg(feature = "wgpu")]
+    Wgpu(gpu::WgpuStarted),
+    Cpu,
+}
+
+/// Runs `job` on `kind`; with `None`, on the fastest compiled backend whose device starts (a
+/// software GPU, such as Mesa's lavapipe, is slower than the CPU backend and is only used when
+/// asked for by name).
 pub fn run<J: Job>(kind: Option<BackendKind>, job: J) -> Result<J::Output> {
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    gpu::configure();
     let kinds = compiled();
-    let kind = match kind {
+    let opened = match kind {
         Some(kind) if !kinds.contains(&kind) => {
             return Err(anyhow!(
                 "this trainer was built without the {kind} backend (available: {}; rebuild with \
@@ -56,27 +107,56 @@ pub fn run<J: Job>(kind: Option<BackendKind>, job: J) -> Result<J::Output> {
                 list(&kinds)
             ))
         }
-        Some(kind) => kind,
+        Some(kind) => open(kind).map_err(|reason| {
+            let others: Vec<BackendKind> = kinds.iter().copied().filter(|&k| k != kind).collect();
+            anyhow!(
+                "the {kind} backend cannot start: {reason}. Available instead: {} (`--backend {}`)",
+                list(&others),
+                others.last().copied().unwrap_or(BackendKind::Cpu)
+            )
+        })?,
         None => kinds
             .iter()
-            .copied()
-            .find(|&k| k == BackendKind::Cpu || usable(k).is_ok())
-            .unwrap_or(BackendKind::Cpu),
+            .find_map(|&k| open(k).ok().filter(|opened| !opened.is_software()))
+            .unwrap_or(Opened::Cpu),
     };
-    if let Err(reason) = usable(kind) {
-        let others: Vec<BackendKind> = kinds.iter().copied().filter(|&k| k != kind).collect();
-        return Err(anyhow!(
-            "the {kind} backend cannot start: {reason}. Available instead: {} (`--backend {}`)",
-            list(&others),
-            others.last().copied().unwrap_or(BackendKind::Cpu)
-        ));
+    match opened {
+        #[cfg(feature = "cuda")]
+        Opened::Cuda(device) => {
+            let limit = gpu::max_tensor_bytes::<burn::cubecl::cuda::CudaRuntime>(&device);
+            let chosen = Chosen { kind: BackendKind::Cuda, max_tensor_bytes: Some(limit) };
+            job.run::<Autodiff<burn::backend::Cuda>>(device, chosen)
+        }
+        #[cfg(feature = "wgpu")]
+        Opened::Wgpu(started) => {
+            eprintln!("wgpu adapter: {}", started.adapter);
+            let limit = gpu::max_tensor_bytes::<burn::backend::wgpu::WgpuRuntime>(&started.device);
+            let chosen = Chosen { kind: BackendKind::Wgpu, max_tensor_bytes: Some(limit) };
+            job.run::<Autodiff<burn::backend::Wgpu>>(started.device, chosen)
+        }
+        Opened::Cpu => job.run::<Autodiff<burn::backend::Flex>>(Default::default(), Chosen::cpu()),
     }
+}
+
+impl Opened {
+    fn is_software(&self) -> bool {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Opened::Wgpu(started) => started.software,
+            _ => false,
+        }
+    }
+}
+
+fn open(kind: BackendKind) -> Result<Opened, String> {
     match kind {
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), kind),
+        BackendKind::Cuda => gpu::start_cuda().map(Opened::Cuda),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), kind),
-        _ => job.run::<Autodiff<burn::backend::Flex>>(Default::default(), kind),
+        BackendKind::Wgpu => gpu::start_wgpu().map(Opened::Wgpu),
+        BackendKind::Cpu => Ok(Opened::Cpu),
+        #[allow(unreachable_patterns)]
+        _ => Err("not compiled in".into()),
     }
 }
 
@@ -84,36 +164,28 @@ fn list(kinds: &[BackendKind]) -> String {
     kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// Starts the backend with a tiny computation; GPU runtimes panic when no device is present, so
-/// the panic is caught and turned into a reason.
-fn usable(kind: BackendKind) -> Result<(), String> {
-    match kind {
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => probe::<burn::backend::Cuda>(),
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => probe::<burn::backend::Wgpu>(),
-        BackendKind::Cpu => Ok(()),
-        #[allow(unreachable_patterns)]
-        _ => Err("not compiled in".into()),
-    }
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown error".into())
 }
 
-#[allow(dead_code)]
-fn probe<B: Backend>() -> Result<(), String> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| {
-        let device = B::Device::default();
-        Tensor::<B, 1>::ones([4], &device).sum().into_scalar()
-    });
-    std::panic::set_hook(hook);
-    result.map(|_| ()).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
-        let first_line = message.lines().next().unwrap_or("").trim().to_string();
-        format!("no usable device ({first_line})")
-    })
+/// Makes a panic on any thread end the process with exit status 1 and one `error:` line. GPU
+/// runtimes execute on threads of their own: a failure there (a buffer the device cannot
+/// allocate, a kernel that does not compile) would otherwise leave the command running on with
+/// empty tensors and printing results computed without its weights.
+pub fn exit_on_any_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!(
+            "error: {} (on thread `{name}`{place}; stopped: nothing computed after it is trusted)",
+            panic_message(info.payload()).trim()
+        );
+        std::process::exit(1);
+    }));
 }

@@ -2,6 +2,7 @@
 //! otherwise. The training loop is ours (see `train.rs`), so it feeds the dashboard directly.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use burn::data::dataloader::Progress;
 use burn::train::metric::{
@@ -14,25 +15,19 @@ use burn::train::renderer::{
 };
 use burn::train::Interrupter;
 
-use crate::train::EpochMetrics;
+use crate::metrics::{EpochMetrics, Means};
 
-/// Where a batch stands and the epoch's running averages so far.
+/// Where an epoch stands after a batch.
 pub struct BatchStatus {
     pub epoch: usize,
     /// 1-based index of this batch, of `batches`.
     pub batch: usize,
     pub batches: usize,
-    pub images_seen: usize,
     pub images_total: usize,
-    /// This batch's values (the dashboard plots them).
-    pub batch_len: usize,
-    pub loss: f64,
-    pub top1: f64,
-    pub top5: f64,
+    /// Means over the batches since the previous status (the dashboard plots them).
+    pub recent: Means,
     /// The epoch's running means (the plain lines print them).
-    pub mean_loss: f64,
-    pub mean_top1: f64,
-    pub mean_top5: f64,
+    pub epoch_means: Means,
     pub lr: f64,
     pub images_per_sec: f64,
     pub elapsed_seconds: f64,
@@ -49,7 +44,11 @@ struct Tui {
     renderer: TuiMetricsRendererWrapper,
     interrupter: Interrupter,
     iteration: usize,
+    last_update: Instant,
 }
+
+/// How often the dashboard reads the running means: each read waits for the device.
+const TUI_UPDATE_INTERVAL: Duration = Duration::from_millis(250);
 
 const LOSS: &str = "Loss";
 const TOP1: &str = "Top-1 accuracy";
@@ -76,7 +75,7 @@ impl Dashboard {
                     }),
                 });
             }
-            Tui { renderer, interrupter, iteration: 0 }
+            Tui { renderer, interrupter, iteration: 0, last_update: Instant::now() }
         });
         Self { tui, epochs, log: Vec::new() }
     }
@@ -90,32 +89,51 @@ impl Dashboard {
         self.tui.as_ref().is_some_and(|t| t.interrupter.should_stop())
     }
 
+    /// Whether the loop should read its meter and call [`Dashboard::batch`] after batch `batch`
+    /// (1-based) of `batches`: about ten times per epoch for plain lines, four times a second
+    /// for the dashboard, and after the last batch.
+    pub fn update_due(&mut self, batch: usize, batches: usize) -> bool {
+        if batch == batches {
+            return true;
+        }
+        match &mut self.tui {
+            None => batch % (batches / 10).max(1) == 0,
+            Some(tui) => tui.last_update.elapsed() >= TUI_UPDATE_INTERVAL,
+        }
+    }
+
     pub fn batch(&mut self, s: &BatchStatus) {
+        let (all, recent) = (&s.epoch_means, &s.recent);
         let Some(tui) = &mut self.tui else {
-            // About ten lines per epoch.
-            let every = (s.batches / 10).max(1);
-            if s.batch % every == 0 || s.batch == s.batches {
-                let eta = s.elapsed_seconds / s.batch as f64 * (s.batches - s.batch) as f64;
-                eprintln!(
-                    "epoch {}/{} batch {}/{} loss {:.4} top-1 {:.1}% top-5 {:.1}% lr {:.2e} {:.1} img/s ETA {eta:.0}s",
-                    s.epoch, self.epochs, s.batch, s.batches, s.mean_loss, 100.0 * s.mean_top1,
-                    100.0 * s.mean_top5, s.lr, s.images_per_sec
-                );
-            }
+            let eta = s.elapsed_seconds / s.batch as f64 * (s.batches - s.batch) as f64;
+            eprintln!(
+                "epoch {}/{} batch {}/{} loss {:.4} top-1 {:.1}% top-5 {:.1}% lr {:.2e} {:.1} img/s ETA {eta:.0}s",
+                s.epoch, self.epochs, s.batch, s.batches, all.loss, 100.0 * all.top1,
+                100.0 * all.top5, s.lr, s.images_per_sec
+            );
             return;
         };
+        tui.last_update = Instant::now();
         tui.iteration += 1;
-        let count = s.batch_len;
+        let count = recent.images;
         for (name, value, text) in [
-            (LOSS, s.loss, format!("{:.4} (epoch {:.4})", s.loss, s.mean_loss)),
-            (TOP1, 100.0 * s.top1, format!("{:.1} % (epoch {:.1} %)", 100.0 * s.top1, 100.0 * s.mean_top1)),
-            (TOP5, 100.0 * s.top5, format!("{:.1} % (epoch {:.1} %)", 100.0 * s.top5, 100.0 * s.mean_top5)),
+            (LOSS, recent.loss, format!("{:.4} (epoch {:.4})", recent.loss, all.loss)),
+            (
+                TOP1,
+                100.0 * recent.top1,
+                format!("{:.1} % (epoch {:.1} %)", 100.0 * recent.top1, 100.0 * all.top1),
+            ),
+            (
+                TOP5,
+                100.0 * recent.top5,
+                format!("{:.1} % (epoch {:.1} %)", 100.0 * recent.top5, 100.0 * all.top5),
+            ),
             (LR, s.lr, format!("{:.2e}", s.lr)),
         ] {
             tui.renderer.update_train(numeric(name, value, count, text));
         }
         let progress = TrainingProgress {
-            progress: Some(Progress { items_processed: s.images_seen, items_total: s.images_total }),
+            progress: Some(Progress { items_processed: all.images, items_total: s.images_total }),
             global_progress: Progress { items_processed: s.epoch, items_total: self.epochs },
             iteration: Some(tui.iteration),
         };
@@ -128,9 +146,9 @@ impl Dashboard {
 
     pub fn end_epoch(&mut self, m: &EpochMetrics) {
         let line = format!(
-            "epoch {}/{}: train loss {:.4} top-1 {:.1}% | val loss {:.4} top-1 {:.1}% top-5 {:.1}% | lr {:.2e} | {:.1} img/s | {:.0}s",
+            "epoch {}/{}: train loss {:.4} top-1 {:.1}% | val loss {:.4} top-1 {:.1}% top-5 {:.1}% | lr {:.2e} | {:.1} img/s | {:.0}s ({:.0}s waiting for data)",
             m.epoch, self.epochs, m.train_loss, m.train_top1 * 100.0, m.val_loss, m.val_top1 * 100.0,
-            m.val_top5 * 100.0, m.lr, m.images_per_sec, m.seconds
+            m.val_top5 * 100.0, m.lr, m.images_per_sec, m.seconds, m.data_wait_seconds
         );
         let Some(tui) = &mut self.tui else {
             eprintln!("{line}");
@@ -183,9 +201,7 @@ fn metric_id(name: &str) -> MetricId {
 }
 
 fn numeric(name: &str, value: f64, count: usize, formatted: String) -> MetricState {
-    let entry = MetricEntry::new(
-        metric_id(name),
-        SerializedEntry { formatted, serialized: value.to_string() },
-    );
+    let entry =
+        MetricEntry::new(metric_id(name), SerializedEntry { formatted, serialized: value.to_string() });
     MetricState::Numeric(entry, NumericEntry::Aggregated { aggregated_value: value, count })
 }

@@ -1,9 +1,8 @@
 //! Image folders (`<class>/<image>`, the ImageNet/Imagenette layout) and a parallel batch loader.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
 use alexnet::INPUT_SIZE;
@@ -14,6 +13,7 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::augment;
+use crate::cache::{ImageCache, Slot};
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "gif", "webp", "bmp"];
 
@@ -37,6 +37,9 @@ impl ImageFolder {
     /// Lists `root/<class>/*` images. A missing folder, a folder without class folders, or a
     /// class folder without images is an error that names the folder.
     pub fn scan(root: &Path) -> Result<Self> {
+        if root.is_file() {
+            bail!("{} is a file, not a dataset folder (expected <class>/<image> inside)", root.display());
+        }
         if !root.is_dir() {
             bail!("dataset folder {} does not exist (expected <class>/<image> inside)", root.display());
         }
@@ -97,41 +100,40 @@ impl ImageFolder {
     }
 }
 
-/// Files that failed to decode: skipped, counted, reported once each.
+/// Files that failed to decode: skipped and counted, each once. Whoever shows progress reports
+/// them ([`SkipLog::take_new`]): the dashboard holds them back while it owns the terminal.
 #[derive(Default, Debug)]
 pub struct SkipLog {
-    files: Mutex<BTreeMap<PathBuf, String>>,
-    /// Warnings wait here while a dashboard owns the terminal (see `hold`).
-    held: Mutex<Option<Vec<String>>>,
+    inner: Mutex<Skipped>,
+}
+
+#[derive(Default, Debug)]
+struct Skipped {
+    files: Vec<(PathBuf, String)>,
+    reported: usize,
 }
 
 impl SkipLog {
     fn record(&self, path: &Path, error: String) {
-        let mut files = self.files.lock().unwrap();
-        if !files.contains_key(path) {
-            let warning = format!("warning: skipping {}: {error}", path.display());
-            match self.held.lock().unwrap().as_mut() {
-                Some(held) => held.push(warning),
-                None => eprintln!("{warning}"),
-            }
-            files.insert(path.to_path_buf(), error);
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.files.iter().any(|(p, _)| p == path) {
+            inner.files.push((path.to_path_buf(), error));
         }
     }
 
     pub fn count(&self) -> usize {
-        self.files.lock().unwrap().len()
+        self.inner.lock().unwrap().files.len()
     }
 
-    /// Keep warnings back until `release`.
-    pub fn hold(&self) {
-        self.held.lock().unwrap().get_or_insert_with(Vec::new);
-    }
-
-    /// Print the warnings held back, and print new ones as they come again.
-    pub fn release(&self) {
-        for warning in self.held.lock().unwrap().take().unwrap_or_default() {
-            eprintln!("{warning}");
-        }
+    /// Warnings for the files skipped since the previous call.
+    pub fn take_new(&self) -> Vec<String> {
+        let mut inner = self.inner.lock().unwrap();
+        let new = inner.files[inner.reported..]
+            .iter()
+            .map(|(path, error)| format!("warning: skipping {}: {error}", path.display()))
+            .collect();
+        inner.reported = inner.files.len();
+        new
     }
 }
 
@@ -156,6 +158,7 @@ impl Transform {
 }
 
 /// One batch: `crops_per_image` inputs per kept image, flattened `[n, 3, 224, 224]`.
+#[derive(Debug, Clone)]
 pub struct Batch {
     pub inputs: Vec<f32>,
     pub labels: Vec<usize>,
@@ -172,29 +175,77 @@ impl Batch {
 }
 
 /// Decodes and transforms images on a worker pool, one batch ahead of the consumer.
+///
+/// Ours rather than burn's `DataLoader`: an unreadable image is skipped and reported instead of
+/// ending the run, each sample's augmentation is seeded by (seed, epoch, index) so a resumed run
+/// sees exactly the images an uninterrupted one would, and decoded images are cached per split.
 pub struct Loader {
     folder: Arc<ImageFolder>,
     pool: Arc<rayon::ThreadPool>,
     norm: Normalization,
-    /// The deterministic first half of each transform, kept after the first decode when enabled.
-    cache: Option<Arc<Vec<OnceLock<Arc<RgbImage>>>>>,
+    /// The deterministic first half of one transform (`cached`), kept after the first decode.
+    cache: Option<(Base, Arc<ImageCache>)>,
     pub skipped: Arc<SkipLog>,
 }
 
+/// The deterministic first half of a transform: what a cache can keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    /// Shorter side 256, then the central 256x256 square (training).
+    TrainSquare,
+    /// The evaluation transform's pixels: shorter side 256, centre 224 crop.
+    CenterCrop,
+    /// Shorter side 256 (the 10 crops are cut from it).
+    Resized,
+}
+
+impl Transform {
+    fn base(&self) -> Base {
+        match self {
+            Transform::Train { .. } => Base::TrainSquare,
+            Transform::Center => Base::CenterCrop,
+            Transform::TenCrop => Base::Resized,
+        }
+    }
+}
+
 impl Loader {
-    pub fn new(folder: ImageFolder, workers: usize, norm: Normalization, cache: bool) -> Result<Self> {
+    pub fn new(folder: ImageFolder, workers: usize, norm: Normalization) -> Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers.max(1))
             .thread_name(|i| format!("loader-{i}"))
             .build()?;
-        let cache = cache.then(|| Arc::new((0..folder.len()).map(|_| OnceLock::new()).collect()));
         Ok(Self {
             folder: Arc::new(folder),
             pool: Arc::new(pool),
             norm,
-            cache,
+            cache: None,
             skipped: Arc::new(SkipLog::default()),
         })
+    }
+
+    /// Keeps the decoded images of `transform` (a training or centre-crop one) in memory after
+    /// their first use; with `dir`, also in a file there, read back by later runs.
+    pub fn cached(mut self, transform: Transform, dir: Option<&Path>) -> Result<Self> {
+        let (base, side, name) = match transform.base() {
+            Base::TrainSquare => (Base::TrainSquare, RESIZE_SIZE, "train-square"),
+            Base::CenterCrop => (Base::CenterCrop, INPUT_SIZE as u32, "center-crop"),
+            Base::Resized => bail!("the 10-crop transform's images differ in size and are not cached"),
+        };
+        let files: Vec<PathBuf> = self.folder.samples.iter().map(|(p, _)| p.clone()).collect();
+        let split = self.folder.root.file_name().and_then(|n| n.to_str()).unwrap_or("split");
+        let file = dir.map(|d| d.join(ImageCache::file_name(split, name, side, &files)));
+        let cache = ImageCache::new(files.len(), side, file)?;
+        self.cache = Some((base, Arc::new(cache)));
+        Ok(self)
+    }
+
+    /// Writes the cache file once every image has been decoded (see [`Loader::cached`]).
+    pub fn write_cache_if_complete(&self) -> Result<bool> {
+        match &self.cache {
+            Some((_, cache)) => cache.write_if_complete(),
+            None => Ok(false),
+        }
     }
 
     pub fn folder(&self) -> &ImageFolder {
@@ -204,13 +255,9 @@ impl Loader {
     /// Batches of the samples at `order`, in that order, prepared one batch ahead on the pool.
     pub fn batches(&self, order: Vec<usize>, batch_size: usize, transform: Transform) -> Receiver<Batch> {
         let (sender, receiver) = sync_channel(2);
-        let (folder, pool, norm, cache, skipped) = (
-            self.folder.clone(),
-            self.pool.clone(),
-            self.norm,
-            self.cache.clone(),
-            self.skipped.clone(),
-        );
+        let (folder, pool, norm, skipped) =
+            (self.folder.clone(), self.pool.clone(), self.norm, self.skipped.clone());
+        let cache = self.cache.clone().filter(|(base, _)| *base == transform.base()).map(|(_, c)| c);
         std::thread::spawn(move || {
             for chunk in order.chunks(batch_size.max(1)) {
                 let items: Vec<Option<(Vec<f32>, usize)>> = pool.install(|| {
@@ -218,14 +265,13 @@ impl Loader {
                         .par_iter()
                         .map(|&i| {
                             let (path, label) = &folder.samples[i];
-                            let base = match base_image(&folder, cache.as_deref(), i, transform) {
-                                Ok(base) => base,
+                            match base_image(&folder, cache.as_deref(), i, transform.base()) {
+                                Ok(base) => Some((finish(&base, transform, &norm, i), *label)),
                                 Err(e) => {
                                     skipped.record(path, e);
-                                    return None;
+                                    None
                                 }
-                            };
-                            Some((finish(&base, transform, &norm, i), *label))
+                            }
                         })
                         .collect()
                 });
@@ -243,32 +289,24 @@ impl Loader {
     }
 }
 
-/// Decoded and resized (cached when enabled): the central 256 square for training, the
-/// shorter-side-256 image for evaluation.
-fn base_image(
-    folder: &ImageFolder,
-    cache: Option<&Vec<OnceLock<Arc<RgbImage>>>>,
-    index: usize,
-    transform: Transform,
-) -> Result<Arc<RgbImage>, String> {
-    let make = || -> Result<Arc<RgbImage>, String> {
+/// Decoded and made into `base` (kept in the cache when there is one).
+fn base_image(folder: &ImageFolder, cache: Option<&ImageCache>, index: usize, base: Base) -> Slot {
+    let make = || -> Slot {
         let path = &folder.samples[index].0;
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let image = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
-        Ok(Arc::new(match transform {
-            Transform::Train { .. } => augment::train_base(&image),
-            _ => preprocess::resize_shorter_side(&image, RESIZE_SIZE),
+        Ok(Arc::new(match base {
+            Base::TrainSquare => augment::train_base(&image),
+            Base::CenterCrop => preprocess::eval_crop(&image),
+            Base::Resized => preprocess::resize_shorter_side(&image, RESIZE_SIZE),
         }))
     };
     match cache {
         None => make(),
-        Some(cache) => {
-            if let Some(hit) = cache[index].get() {
-                return Ok(hit.clone());
-            }
-            let image = make()?;
-            Ok(cache[index].get_or_init(|| image).clone())
-        }
+        Some(cache) => match cache.get(index) {
+            Some(hit) => hit.clone(),
+            None => cache.insert(index, make()).clone(),
+        },
     }
 }
 
@@ -276,13 +314,12 @@ fn finish(base: &RgbImage, transform: Transform, norm: &Normalization, index: us
     let size = INPUT_SIZE as u32;
     match transform {
         Transform::Train { seed, epoch } => {
-            let stream = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let stream = seed
+                ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
             augment::train_transform(base, norm, &mut StdRng::seed_from_u64(stream))
         }
-        Transform::Center => {
-            let (left, top) = preprocess::center_crop_origin(base.width(), base.height(), size);
-            preprocess::to_chw(&preprocess::crop(base, left, top, size), norm)
-        }
+        Transform::Center => preprocess::to_chw(base, norm),
         Transform::TenCrop => {
             let (w, h) = (base.width(), base.height());
             let (cx, cy) = preprocess::center_crop_origin(w, h, size);
@@ -334,12 +371,13 @@ mod tests {
         std::fs::write(dir.path().join("a/broken.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
         let folder = ImageFolder::scan(dir.path()).unwrap();
         assert_eq!(folder.len(), 3);
-        let loader = Loader::new(folder, 2, Normalization::IMAGENET, true).unwrap();
+        let loader = Loader::new(folder, 2, Normalization::IMAGENET)
+            .unwrap()
+            .cached(Transform::Train { seed: 1, epoch: 0 }, None)
+            .unwrap();
         for epoch in 0..2 {
-            let batches: Vec<Batch> = loader
-                .batches(vec![0, 1, 2], 2, Transform::Train { seed: 1, epoch })
-                .iter()
-                .collect();
+            let batches: Vec<Batch> =
+                loader.batches(vec![0, 1, 2], 2, Transform::Train { seed: 1, epoch }).iter().collect();
             let total: usize = batches.iter().map(|b| b.len()).sum();
             assert_eq!(total, 2, "the broken file is left out");
             assert!(batches.iter().all(|b| b.inputs.len() == b.len() * 3 * 224 * 224));
@@ -353,7 +391,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("x")).unwrap();
         let img = RgbImage::from_fn(300, 260, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]));
         img.save(dir.path().join("x/1.png")).unwrap();
-        let loader = Loader::new(ImageFolder::scan(dir.path()).unwrap(), 1, Normalization::IMAGENET, false).unwrap();
+        let loader = Loader::new(ImageFolder::scan(dir.path()).unwrap(), 1, Normalization::IMAGENET).unwrap();
         let ten = loader.batches(vec![0], 1, Transform::TenCrop).recv().unwrap();
         assert_eq!(ten.inputs.len(), 10 * 3 * 224 * 224);
         let t = Transform::Train { seed: 3, epoch: 4 };

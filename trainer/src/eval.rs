@@ -2,13 +2,12 @@
 
 use alexnet::labels::{top_k, Label, Prediction};
 use alexnet::preprocess;
-use alexnet::{AlexNet, INPUT_SIZE};
+use alexnet::AlexNet;
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
-use crate::data::{Batch, Loader, Transform};
+use crate::data::{Loader, Transform};
 
 /// Accuracy of one class.
 #[derive(Debug, Clone, Serialize)]
@@ -31,13 +30,9 @@ pub struct EvalReport {
     pub loss: f64,
     pub ten_crop: bool,
     pub skipped: usize,
+    /// Wall-clock time of the evaluation.
+    pub seconds: f64,
     pub per_class: Vec<ClassAccuracy>,
-}
-
-/// Turns a loader batch into the network's input tensor.
-pub fn input_tensor<B: Backend>(batch: &Batch, crops: usize, device: &B::Device) -> Tensor<B, 4> {
-    let n = batch.len() * crops;
-    Tensor::from_data(TensorData::new(batch.inputs.clone(), [n, 3, INPUT_SIZE, INPUT_SIZE]), device)
 }
 
 /// Evaluates `model` on every image of the loader's folder. `output_of_class[c]` is the model
@@ -51,6 +46,7 @@ pub fn evaluate<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<EvalReport> {
+    let started = std::time::Instant::now();
     let transform = if ten_crop { Transform::TenCrop } else { Transform::Center };
     let crops = transform.crops_per_image();
     let folder = loader.folder();
@@ -61,7 +57,7 @@ pub fn evaluate<B: Backend>(
         if batch.is_empty() {
             continue;
         }
-        let probs = model.probabilities(input_tensor(&batch, crops, device));
+        let probs = model.probabilities(preprocess::batch_from_flat(batch.inputs, device));
         let num_outputs = probs.dims()[1];
         let probs = probs.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         for (i, &class) in batch.labels.iter().enumerate() {
@@ -96,6 +92,7 @@ pub fn evaluate<B: Backend>(
         loss: loss / images as f64,
         ten_crop,
         skipped: loader.skipped.count(),
+        seconds: started.elapsed().as_secs_f64(),
         per_class: per_class
             .iter()
             .zip(&folder.classes)

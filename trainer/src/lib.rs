@@ -3,8 +3,14 @@
 pub mod augment;
 pub mod backend;
 pub mod bench;
+pub mod cache;
+pub mod checkpoint;
 pub mod dashboard;
 pub mod data;
 pub mod eval;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub mod gpu;
+pub mod metrics;
+pub mod precision;
 pub mod schedule;
 pub mod train;

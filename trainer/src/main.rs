@@ -1,32 +1,38 @@
-//! `trainer`: train, evaluate, predict with, import and benchmark AlexNet.
+//! `trainer`: train, evaluate, predict with, import, convert, describe and benchmark AlexNet.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use alexnet::weights::{Precision, SavedModel};
-use alexnet::{Initialization, Preset};
+use alexnet::weights::{self, Precision, SavedModel};
+use alexnet::{AlexNetConfig, Preset};
 use anyhow::{Context, Result};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::{Parser, Subcommand};
-use trainer::backend::{self, BackendKind, Job};
+use trainer::backend::{self, BackendKind, Chosen, Job};
 use trainer::data::{ImageFolder, Loader};
 use trainer::eval::{evaluate, match_classes, predict_file};
-use trainer::train::{train, ScheduleKind, TrainOptions};
+use trainer::precision::Compute;
+use trainer::train::{train, TrainOptions};
 
 #[derive(Parser)]
-#[command(version, about = "AlexNet in Burn: train, evaluate, predict, import, benchmark")]
+#[command(version, about = "AlexNet in Burn: train, evaluate, predict, import, convert, benchmark")]
 struct Cli {
-    /// Backend to run on (default: the fastest one compiled in that starts).
+    /// Backend to run on (default: the fastest one compiled in whose device starts; a software
+    /// GPU such as Mesa's lavapipe only when named).
     #[arg(long, global = true, value_enum)]
     backend: Option<BackendKind>,
     #[command(subcommand)]
     command: Command,
 }
 
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train from scratch (or resume) on DIR/train, validating on DIR/val.
-    Train(TrainArgs),
+    Train(TrainOptions),
     /// Top-1/top-5 accuracy of a weights file on a labelled image folder.
     Eval {
         #[arg(long)]
@@ -49,22 +55,31 @@ enum Command {
     Predict {
         #[arg(long)]
         weights: PathBuf,
-        /// One JSON object per line: {"image", "top5": [{"index", "label", "prob"}]}.
+        /// One JSON object per line: {"image", "top5": [{"index", "label", "prob"}], "ms"}.
         #[arg(long)]
         json: bool,
         #[arg(required = true)]
         images: Vec<PathBuf>,
+    },
+    /// A weights file's description: network, storage, labels, provenance.
+    Info {
+        weights: PathBuf,
+        /// Print the description as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Redraw a run's training curves (curves.svg) from its metrics.json.
+    Curves {
+        /// The run's folder (train's --out).
+        run: PathBuf,
     },
     /// Convert a torchvision AlexNet state_dict (.pth) into this project's weights format.
     ImportTorchvision {
         pth: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        /// Store the weights as f16 (half the size); same as --precision f16.
-        #[arg(long)]
-        f16: bool,
-        #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
-        precision: PrecisionArg,
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
     },
     /// Re-store a weights file in another precision (f16: half the size, int8: a quarter).
     Convert {
@@ -72,12 +87,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[arg(long, value_enum)]
-        precision: PrecisionArg,
+        precision: Precision,
     },
-    /// Training-step and inference throughput on synthetic images.
+    /// Training-step and inference throughput on synthetic images (and, with --data, of the
+    /// input pipeline on real ones).
     Bench {
-        #[arg(long, value_enum, default_value_t = PresetArg::Torchvision)]
-        preset: PresetArg,
+        #[command(flatten)]
+        model: AlexNetConfig,
         /// Training batch size.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
@@ -86,164 +102,21 @@ enum Command {
         /// Timed iterations of each (after one warm-up).
         #[arg(long, default_value_t = 5)]
         steps: usize,
-        /// Layer width multiplier (1 = AlexNet).
-        #[arg(long, default_value_t = 1.0)]
-        width: f64,
+        /// The training arithmetic (as `train --precision`).
+        #[arg(long, value_enum, default_value_t = Compute::F32)]
+        precision: Compute,
         #[arg(long)]
         json: bool,
+        /// Also time the input pipeline on this dataset's train/ split: decoding JPEGs, then
+        /// from the in-memory cache.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Images for the input-pipeline timing.
+        #[arg(long, default_value_t = 512)]
+        data_images: usize,
+        #[arg(long, default_value_t = default_workers())]
+        workers: usize,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum PresetArg {
-    Paper,
-    Torchvision,
-}
-
-impl From<PresetArg> for Preset {
-    fn from(p: PresetArg) -> Self {
-        match p {
-            PresetArg::Paper => Preset::Paper,
-            PresetArg::Torchvision => Preset::Torchvision,
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
-enum PrecisionArg {
-    F32,
-    F16,
-    Int8,
-}
-
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::F32 => Precision::F32,
-            PrecisionArg::F16 => Precision::F16,
-            PrecisionArg::Int8 => Precision::Int8,
-        }
-    }
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum InitArg {
-    /// N(0, 0.01) weights, biases 1 in conv2/4/5 and fc6/7 (paper section 5).
-    Paper,
-    /// Burn's (PyTorch's) Kaiming-uniform defaults.
-    Default,
-    /// He-normal weights, zero biases.
-    He,
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Dataset folder with train/<class>/* and val/<class>/*.
-    #[arg(long)]
-    data: PathBuf,
-    /// Where checkpoints, metrics and the final weights go.
-    #[arg(long, default_value = "runs/alexnet")]
-    out: PathBuf,
-    #[arg(long, value_enum, default_value_t = PresetArg::Paper)]
-    preset: PresetArg,
-    #[arg(long, default_value_t = 90)]
-    epochs: usize,
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
-    /// Initial learning rate [default: 0.01]. With --resume: continue at this rate instead of
-    /// the checkpoint's (as the paper lowered it by hand).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// SGD momentum, without dampening (as the paper and PyTorch).
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f64,
-    #[arg(long, default_value_t = 5e-4)]
-    weight_decay: f64,
-    /// plateau: divide by 10 when validation error stops improving (at most 3 times);
-    /// step: divide by 10 every --step-every epochs.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Plateau)]
-    lr_schedule: ScheduleKind,
-    /// Epochs without validation improvement before a plateau drop.
-    #[arg(long, default_value_t = 5)]
-    patience: usize,
-    #[arg(long, default_value_t = 30)]
-    step_every: usize,
-    /// Image decoding and augmentation threads.
-    #[arg(long, default_value_t = default_workers())]
-    workers: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Continue the run checkpointed in --out.
-    #[arg(long)]
-    resume: bool,
-    #[arg(long, value_enum, default_value_t = InitArg::Paper)]
-    init: InitArg,
-    /// Layer width multiplier (1 = AlexNet); smaller is faster, for experiments.
-    #[arg(long, default_value_t = 1.0)]
-    width: f64,
-    /// Dropout probability before fc6 and fc7 (the paper's 0.5).
-    #[arg(long, default_value_t = 0.5)]
-    dropout: f64,
-    /// Use only the first N classes.
-    #[arg(long)]
-    max_classes: Option<usize>,
-    /// Use at most N training images per class.
-    #[arg(long)]
-    train_per_class: Option<usize>,
-    /// Use at most N validation images per class.
-    #[arg(long)]
-    val_per_class: Option<usize>,
-    /// Keep decoded, resized images in memory after the first epoch (~200 KB per image).
-    #[arg(long)]
-    cache_images: bool,
-    /// Stop after the last epoch that fits in this many minutes (then save as usual).
-    #[arg(long)]
-    time_limit: Option<f64>,
-    /// Write the resumable checkpoint every N epochs (and after the last one).
-    #[arg(long, default_value_t = 1)]
-    checkpoint_every: usize,
-    /// Plain progress lines instead of Burn's dashboard, even on a terminal.
-    #[arg(long)]
-    no_tui: bool,
-}
-
-impl TrainArgs {
-    fn options(&self) -> TrainOptions {
-        TrainOptions {
-            data: self.data.clone(),
-            out: self.out.clone(),
-            preset: self.preset.into(),
-            width: self.width,
-            dropout: self.dropout,
-            init: match self.init {
-                InitArg::Paper => Initialization::Paper,
-                InitArg::Default => Initialization::Default,
-                InitArg::He => Initialization::He,
-            },
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr.unwrap_or(0.01),
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            lr_schedule: self.lr_schedule,
-            patience: self.patience,
-            step_every: self.step_every,
-            workers: self.workers,
-            seed: self.seed,
-            max_classes: self.max_classes,
-            train_per_class: self.train_per_class,
-            val_per_class: self.val_per_class,
-            cache_images: self.cache_images,
-            resume: self.resume,
-            time_limit_minutes: self.time_limit,
-            checkpoint_every: self.checkpoint_every,
-            resume_lr: if self.resume { self.lr } else { None },
-        }
-    }
 }
 
 struct Run(Command);
@@ -251,12 +124,13 @@ struct Run(Command);
 impl Job for Run {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, kind: BackendKind) -> Result<()> {
+    fn run<B: AutodiffBackend>(self, device: B::Device, backend: Chosen) -> Result<()> {
         match self.0 {
-            Command::Train(args) => {
+            Command::Train(options) => {
                 // The dashboard draws on stdout and needs a terminal to read its keys from.
-                let tui = !args.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
-                let summary = train::<B>(&args.options(), &device, kind, tui)?;
+                let tui =
+                    !options.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+                let summary = train::<B>(&options, &device, backend, tui)?;
                 if let Some(last) = summary.history.last() {
                     println!(
                         "epoch {}: val top-1 {:.2}%, top-5 {:.2}% -> {}",
@@ -268,35 +142,61 @@ impl Job for Run {
                 }
             }
             Command::Eval { weights, data, ten_crop, json, batch_size, workers } => {
-                let saved = SavedModel::<B::InnerBackend>::load(&weights, &device)
-                    .with_context(|| format!("loading {}", weights.display()))?;
+                let saved = load::<B::InnerBackend>(&weights, &device, backend)?;
                 let dir = if data.join("val").is_dir() { data.join("val") } else { data };
                 let folder = ImageFolder::scan(&dir)?;
                 let outputs = match_classes(&folder.classes, &saved.info.labels)?;
-                let loader = Loader::new(folder, workers, saved.info.normalization, false)?;
-                let report = evaluate(&saved.model, &loader, &outputs, &saved.info.labels, ten_crop, batch_size, &device)?;
+                let loader = Loader::new(folder, workers, saved.info.normalization)?;
+                let report = evaluate(
+                    &saved.model,
+                    &loader,
+                    &outputs,
+                    &saved.info.labels,
+                    ten_crop,
+                    batch_size,
+                    &device,
+                )?;
+                for warning in loader.skipped.take_new() {
+                    eprintln!("{warning}");
+                }
                 if json {
                     println!("{}", serde_json::to_string(&report)?);
                 } else {
-                    println!("{} images ({}), {} skipped", report.images, if ten_crop { "10-crop" } else { "centre crop" }, report.skipped);
-                    println!("top-1 accuracy {:.2}% (error {:.2}%)", report.top1 * 100.0, report.top1_error * 100.0);
-                    println!("top-5 accuracy {:.2}% (error {:.2}%)", report.top5 * 100.0, report.top5_error * 100.0);
+                    let crops = if ten_crop { "10-crop" } else { "centre crop" };
+                    println!("{} images ({crops}), {} skipped", report.images, report.skipped);
+                    println!(
+                        "top-1 accuracy {:.2}% (error {:.2}%)",
+                        report.top1 * 100.0,
+                        report.top1_error * 100.0
+                    );
+                    println!(
+                        "top-5 accuracy {:.2}% (error {:.2}%)",
+                        report.top5 * 100.0,
+                        report.top5_error * 100.0
+                    );
                     for c in &report.per_class {
                         println!("  {:<24} {:>6.2}% ({}/{})", c.label, c.top1 * 100.0, c.correct, c.total);
                     }
                 }
             }
             Command::Predict { weights, json, images } => {
-                let saved = SavedModel::<B::InnerBackend>::load(&weights, &device)
-                    .with_context(|| format!("loading {}", weights.display()))?;
+                let saved = load::<B::InnerBackend>(&weights, &device, backend)?;
                 let mut failures = 0;
                 for image in &images {
                     // Read, decode, preprocess and forward: what the page times for a dropped file.
                     let started = std::time::Instant::now();
-                    let result = predict_file(&saved.model, &saved.info.labels, &saved.info.normalization, image, &device);
+                    let result = predict_file(
+                        &saved.model,
+                        &saved.info.labels,
+                        &saved.info.normalization,
+                        image,
+                        &device,
+                    );
                     let ms = started.elapsed().as_secs_f64() * 1e3;
                     match result {
-                        Ok(top5) if json => println!("{}", serde_json::json!({ "image": image, "top5": top5, "ms": ms })),
+                        Ok(top5) if json => {
+                            println!("{}", serde_json::json!({ "image": image, "top5": top5, "ms": ms }))
+                        }
                         Ok(top5) => {
                             println!("{}", image.display());
                             for p in top5 {
@@ -306,7 +206,10 @@ impl Job for Run {
                         Err(e) => {
                             failures += 1;
                             if json {
-                                println!("{}", serde_json::json!({ "image": image, "error": format!("{e:#}") }));
+                                println!(
+                                    "{}",
+                                    serde_json::json!({ "image": image, "error": format!("{e:#}") })
+                                );
                             }
                             eprintln!("error: {}: {e:#}", image.display());
                         }
@@ -316,28 +219,83 @@ impl Job for Run {
                     anyhow::bail!("{failures} of {} images could not be classified", images.len());
                 }
             }
-            Command::ImportTorchvision { pth, out, f16, precision } => {
+            Command::Info { .. } | Command::Curves { .. } => unreachable!("handled without a backend"),
+            Command::ImportTorchvision { pth, out, precision } => {
                 let saved = alexnet::import::import_torchvision::<B::InnerBackend>(&pth, &device)?;
-                let precision = if f16 { Precision::F16 } else { precision.into() };
                 saved.save(&out, precision)?;
-                println!("{} ({} classes, {}) -> {}", pth.display(), saved.info.config.num_classes, precision.as_str(), out.display());
+                println!(
+                    "{} ({} classes, {}) -> {}",
+                    pth.display(),
+                    saved.info.config.num_classes,
+                    precision.as_str(),
+                    out.display()
+                );
             }
             Command::Convert { weights, out, precision } => {
-                let saved = SavedModel::<B::InnerBackend>::load(&weights, &device)
-                    .with_context(|| format!("loading {}", weights.display()))?;
-                let precision: Precision = precision.into();
+                let saved = load::<B::InnerBackend>(&weights, &device, backend)?;
                 saved.save(&out, precision)?;
                 let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
-                println!("{} ({:.1} MB) -> {} ({:.1} MB, {})", weights.display(), size(&weights), out.display(), size(&out), precision.as_str());
+                println!(
+                    "{} ({:.1} MB) -> {} ({:.1} MB, {})",
+                    weights.display(),
+                    size(&weights),
+                    out.display(),
+                    size(&out),
+                    precision.as_str()
+                );
             }
-            Command::Bench { preset, batch_size, infer_batch_size, steps, width, json } => {
-                let r = trainer::bench::bench::<B>(preset.into(), width, batch_size, infer_batch_size, steps, &device, &kind.to_string())?;
+            Command::Bench {
+                model,
+                batch_size,
+                infer_batch_size,
+                steps,
+                precision,
+                json,
+                data,
+                data_images,
+                workers,
+            } => {
+                if let Some(data) = data {
+                    let dir = if data.join("train").is_dir() { data.join("train") } else { data };
+                    let r = trainer::bench::bench_data(ImageFolder::scan(&dir)?, data_images, workers)?;
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        println!("input pipeline, {} images, {} workers:", r.images, r.workers);
+                        let per = |rate: f64| rate / r.workers as f64;
+                        println!(
+                            "  decoding JPEGs: {:8.1} img/s ({:.1} per worker)",
+                            r.decode_images_per_sec,
+                            per(r.decode_images_per_sec)
+                        );
+                        println!(
+                            "  cached:         {:8.1} img/s ({:.1} per worker)",
+                            r.cached_images_per_sec,
+                            per(r.cached_images_per_sec)
+                        );
+                    }
+                }
+                let r = trainer::bench::bench::<B>(
+                    model,
+                    batch_size,
+                    infer_batch_size,
+                    steps,
+                    precision,
+                    &device,
+                    backend,
+                )?;
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
-                    println!("{} AlexNet on {}:", r.preset, r.backend);
-                    println!("  training  (batch {:>3}): {:8.1} img/s", r.train_batch_size, r.train_images_per_sec);
-                    println!("  inference (batch {:>3}): {:8.1} img/s", r.infer_batch_size, r.infer_images_per_sec);
+                    println!("{} AlexNet (width {}) on {}:", r.preset, r.width, r.backend);
+                    println!(
+                        "  training  (batch {:>3}): {:8.1} img/s",
+                        r.train_batch_size, r.train_images_per_sec
+                    );
+                    println!(
+                        "  inference (batch {:>3}): {:8.1} img/s",
+                        r.infer_batch_size, r.infer_images_per_sec
+                    );
                 }
             }
         }
@@ -345,9 +303,69 @@ impl Job for Run {
     }
 }
 
+/// Loads a weights file, refusing (before allocating anything on the device) a model whose
+/// largest tensor the device cannot hold.
+fn load<B: Backend>(path: &Path, device: &B::Device, backend: Chosen) -> Result<SavedModel<B>> {
+    let context = || format!("loading {}", path.display());
+    let bytes = std::fs::read(path).with_context(context)?;
+    let info = weights::read_info(&bytes).with_context(context)?;
+    backend.check_fits(&info.config.init::<B>(device))?;
+    SavedModel::from_bytes(bytes, device).with_context(context)
+}
+
+/// `trainer info`: reads only the header, so it works on any weights file without a device.
+fn info(path: &Path, json: bool) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let info = weights::read_info(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    let precision = weights::read_precision(&bytes)?;
+    if json {
+        let mut value = serde_json::to_value(&info)?;
+        value["precision"] = precision.as_str().into();
+        value["bytes"] = bytes.len().into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let c = &info.config;
+    let preset = match c.preset {
+        Preset::Paper => "the 2012 paper's",
+        Preset::Torchvision => "torchvision's",
+    };
+    println!("{}: {preset} AlexNet, width {}, {} classes", path.display(), c.width, c.num_classes);
+    println!(
+        "  stored as {} ({:.1} MB), format version {}",
+        precision.as_str(),
+        bytes.len() as f64 / 1e6,
+        info.format_version
+    );
+    let names: Vec<&str> = info.labels.iter().take(10).map(|l| l.name.as_str()).collect();
+    let more = info.labels.len().saturating_sub(names.len());
+    println!(
+        "  labels: {}{}",
+        names.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    );
+    for (key, value) in &info.provenance {
+        // Compact, one line each; long values (the recipe) are cut.
+        let text = value.to_string();
+        let text =
+            if text.len() > 200 { format!("{}...", &text[..text.floor_char_boundary(200)]) } else { text };
+        println!("  {key}: {text}");
+    }
+    Ok(())
+}
+
 fn main() {
+    backend::exit_on_any_panic();
     let cli = Cli::parse();
-    if let Err(e) = backend::run(cli.backend, Run(cli.command)) {
+    let result = match cli.command {
+        // Reads a file's header: no backend needed.
+        Command::Info { weights, json } => info(&weights, json),
+        Command::Curves { run } => trainer::metrics::read(&run.join("metrics.json"))
+            .and_then(|history| trainer::metrics::write_all(&run, &history))
+            .map(|()| println!("{}", run.join("curves.svg").display())),
+        command => backend::run(cli.backend, Run(command)),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -58,7 +58,12 @@ impl Plateau {
 pub enum Schedule {
     Plateau(Plateau),
     /// Divide by `factor` every `every` epochs (torchvision's reference recipe: 10 every 30).
-    Step { base_lr: f64, every: usize, factor: f64, lr: f64 },
+    Step {
+        base_lr: f64,
+        every: usize,
+        factor: f64,
+        lr: f64,
+    },
 }
 
 impl Schedule {
@@ -153,7 +158,12 @@ mod tests {
     #[test]
     fn step_divides_every_n_epochs() {
         let mut s = Schedule::Step { base_lr: 0.01, every: 30, factor: 10.0, lr: 0.01 };
-        let lrs: Vec<f64> = (1..=61).map(|e| { s.end_epoch(e, 0.0); s.lr() }).collect();
+        let lrs: Vec<f64> = (1..=61)
+            .map(|e| {
+                s.end_epoch(e, 0.0);
+                s.lr()
+            })
+            .collect();
         assert!((lrs[28] - 0.01).abs() < 1e-12); // after epoch 29
         assert!((lrs[29] - 0.001).abs() < 1e-12); // after epoch 30
         assert!((lrs[60] - 0.0001).abs() < 1e-12);

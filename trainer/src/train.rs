@@ -4,103 +4,143 @@
 //! A custom loop rather than burn-train's Learner: the plateau schedule needs each epoch's
 //! validation error, and checkpoints must hold that schedule's state and the data order's seed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use alexnet::labels::{self, top_k, Label};
+use alexnet::labels::{self, Label};
+use alexnet::preprocess;
 use alexnet::weights::{ModelInfo, Precision, SavedModel};
-use alexnet::{AlexNet, AlexNetConfig, Initialization, Normalization, Preset};
+use alexnet::{AlexNet, AlexNetConfig, Normalization};
 use anyhow::{bail, Context, Result};
-use burn::module::{AutodiffModule, Module};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::module::AutodiffModule;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Chosen};
+use crate::checkpoint;
 use crate::dashboard::{BatchStatus, Dashboard};
-use crate::data::{epoch_order, ImageFolder, Loader, Transform};
-use crate::eval::{evaluate, input_tensor};
+use crate::data::{epoch_order, Batch, ImageFolder, Loader, Transform};
+use crate::eval::evaluate;
+use crate::metrics::{self, EpochMetrics, Means, Meter};
+use crate::precision::Compute;
 use crate::schedule::{Plateau, Schedule};
 
+/// How the learning rate falls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
+    /// Divide by 10 when validation error stops improving for --patience epochs (at most 3
+    /// times): the paper's.
     Plateau,
+    /// Divide by 10 every --step-every epochs.
     Step,
 }
 
-/// Everything that defines a training run (saved in checkpoints and in the model's provenance).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Everything that defines a training run: the `train` command's options, saved in the run
+/// folder as `run.json`, in checkpoints, and in the model's provenance.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct TrainOptions {
+    /// Dataset folder with train/<class>/* and val/<class>/*.
+    #[arg(long)]
     pub data: PathBuf,
+    /// Where checkpoints, metrics and the final weights go.
+    #[arg(long, default_value = "runs/alexnet")]
     pub out: PathBuf,
-    pub preset: Preset,
-    pub width: f64,
-    /// Dropout before fc6 and fc7 (the paper's 0.5).
-    #[serde(default = "half")]
-    pub dropout: f64,
-    pub init: Initialization,
+    /// The network (its number of classes comes from the dataset).
+    #[command(flatten)]
+    pub model: AlexNetConfig,
+    #[arg(long, default_value_t = 90)]
     pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    pub lr: f64,
+    /// Initial learning rate [default: 0.01]. With --resume: continue at this rate instead of
+    /// the checkpoint's (as the paper lowered it by hand).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// SGD momentum, without dampening (as the paper and PyTorch).
+    #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Plateau)]
     pub lr_schedule: ScheduleKind,
+    /// Epochs without validation improvement before a plateau drop.
+    #[arg(long, default_value_t = 5)]
     pub patience: usize,
+    #[arg(long, default_value_t = 30)]
     pub step_every: usize,
+    /// The training arithmetic: f32, or bf16 with f32 master weights (for GPUs with bf16
+    /// tensor cores).
+    #[arg(long, value_enum, default_value_t = Compute::F32)]
+    pub precision: Compute,
+    /// Image decoding and augmentation threads.
+    #[arg(long, default_value_t = default_workers())]
     pub workers: usize,
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    pub max_classes: Option<usize>,
-    pub train_per_class: Option<usize>,
-    pub val_per_class: Option<usize>,
-    pub cache_images: bool,
+    /// Continue the run checkpointed in --out.
+    #[arg(long)]
     pub resume: bool,
-    /// Stop after the last epoch that fits in this budget (the run is then saved as usual).
-    #[serde(default)]
-    pub time_limit_minutes: Option<f64>,
-    /// Checkpoint every N epochs (and after the last).
-    #[serde(default = "one")]
+    /// Use only the first N classes.
+    #[arg(long)]
+    pub max_classes: Option<usize>,
+    /// Use at most N training images per class.
+    #[arg(long)]
+    pub train_per_class: Option<usize>,
+    /// Use at most N validation images per class.
+    #[arg(long)]
+    pub val_per_class: Option<usize>,
+    /// Keep decoded, resized images in memory after the first epoch (~200 KB per image).
+    #[arg(long)]
+    pub cache_images: bool,
+    /// Also keep the decoded images in one file per split in this folder, written after the
+    /// first epoch and read back by later runs (resumed ones, the next phase) instead of
+    /// decoding: ~2.4 GB for Imagenette. Implies --cache-images.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Stop after the last epoch that fits in this many minutes (then save as usual).
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Write the resumable checkpoint every N epochs (and after the last one).
+    #[arg(long, default_value_t = 1)]
     pub checkpoint_every: usize,
-    /// With `resume`: continue at this learning rate instead of the checkpoint's.
+    /// Plain progress lines instead of Burn's dashboard, even on a terminal.
+    #[arg(long)]
     #[serde(default)]
-    pub resume_lr: Option<f64>,
+    pub no_tui: bool,
 }
 
-fn one() -> usize {
-    1
-}
+/// The learning rate a fresh run starts at without --lr: the paper's.
+pub const DEFAULT_LR: f64 = 0.01;
 
-fn half() -> f64 {
-    0.5
-}
+impl TrainOptions {
+    /// The options that `trainer train ARGS` would get.
+    pub fn from_args<I: Into<std::ffi::OsString> + Clone>(
+        args: impl IntoIterator<Item = I>,
+    ) -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        #[command(args_override_self = true)]
+        struct Train {
+            #[command(flatten)]
+            options: TrainOptions,
+        }
+        let args = std::iter::once(std::ffi::OsString::from("train")).chain(args.into_iter().map(Into::into));
+        Ok(<Train as clap::Parser>::try_parse_from(args)?.options)
+    }
 
-/// One line of `metrics.csv` / `metrics.json`. Accuracies are fractions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_top1: f64,
-    pub train_top5: f64,
-    pub val_loss: f64,
-    pub val_top1: f64,
-    pub val_top5: f64,
-    pub images_per_sec: f64,
-    pub seconds: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointState {
-    epoch: usize,
-    options: TrainOptions,
-    classes: Vec<String>,
-    schedule: Schedule,
-    history: Vec<EpochMetrics>,
+    /// The rate a fresh run starts at.
+    pub fn initial_lr(&self) -> f64 {
+        self.lr.unwrap_or(DEFAULT_LR)
+    }
 }
 
 /// What a finished run produced.
@@ -113,23 +153,16 @@ pub struct TrainSummary {
     pub skipped_files: usize,
 }
 
-type Checkpointer = BinFileRecorder<FullPrecisionSettings>;
-
-fn checkpoint_dir(out: &Path) -> PathBuf {
-    out.join("checkpoint")
-}
-
 /// Trains as `opts` says. `tui`: show Burn's dashboard (on a terminal) instead of plain lines.
 pub fn train<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
-    backend: BackendKind,
+    backend: Chosen,
     tui: bool,
 ) -> Result<TrainSummary> {
-    let train_set = ImageFolder::scan(&opts.data.join("train"))?
-        .subset(opts.max_classes, opts.train_per_class);
-    let val_set =
-        ImageFolder::scan(&opts.data.join("val"))?.subset(opts.max_classes, opts.val_per_class);
+    let train_set =
+        ImageFolder::scan(&opts.data.join("train"))?.subset(opts.max_classes, opts.train_per_class);
+    let val_set = ImageFolder::scan(&opts.data.join("val"))?.subset(opts.max_classes, opts.val_per_class);
     if train_set.classes != val_set.classes {
         bail!(
             "train/ and val/ hold different class folders ({} vs {})",
@@ -139,188 +172,114 @@ pub fn train<B: AutodiffBackend>(
     }
     let classes = train_set.classes.clone();
     let class_labels: Vec<Label> = classes.iter().map(|c| labels::from_folder_name(c)).collect();
-    let config = AlexNetConfig::new(opts.preset)
-        .with_num_classes(classes.len())
-        .with_width(opts.width)
-        .with_dropout(opts.dropout)
-        .with_initialization(opts.init);
+    let config = opts.model.clone().with_num_classes(classes.len());
     config.validate().map_err(anyhow::Error::msg)?;
     if opts.batch_size == 0 || opts.epochs == 0 || opts.checkpoint_every == 0 {
         bail!("--batch-size, --epochs and --checkpoint-every must be at least 1");
     }
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    if !opts.resume {
+        // The whole recipe, so that the run can be repeated from its folder.
+        let run_json = opts.out.join("run.json");
+        std::fs::write(&run_json, serde_json::to_vec_pretty(opts)?)
+            .with_context(|| format!("writing {}", run_json.display()))?;
+    }
     eprintln!(
-        "training {} AlexNet (width {}) on {backend}: {} classes, {} train / {} val images",
-        opts.preset,
-        opts.width,
+        "training {} AlexNet (width {}) on {}: {} classes, {} train / {} val images",
+        config.preset,
+        config.width,
+        backend.kind,
         classes.len(),
         train_set.len(),
         val_set.len()
     );
 
     let norm = Normalization::IMAGENET;
-    let train_loader = Loader::new(train_set, opts.workers, norm, opts.cache_images)?;
-    let val_loader = Loader::new(val_set, opts.workers, norm, opts.cache_images)?;
-
-    // Seeded before drawing the initial weights, so --seed repeats a run exactly.
-    B::seed(device, opts.seed);
-    let mut model: AlexNet<B> = config.init(device);
-    let mut optim = SgdConfig::new()
-        // Dampening 0: the paper's (and PyTorch's) momentum; Burn's default is 0.1.
-        .with_momentum(Some(MomentumConfig::new().with_momentum(opts.momentum).with_dampening(0.0)))
-        .with_weight_decay(Some(WeightDecayConfig::new(opts.weight_decay as f32)))
-        .init::<B, AlexNet<B>>();
-    let mut schedule = match opts.lr_schedule {
-        ScheduleKind::Plateau => Schedule::Plateau(Plateau::new(opts.lr, opts.patience)),
-        ScheduleKind::Step => Schedule::Step { base_lr: opts.lr, every: opts.step_every, factor: 10.0, lr: opts.lr },
-    };
-    let mut history = Vec::new();
-    let mut start_epoch = 1;
-    let mut last_checkpoint = None;
-
-    let state_path = checkpoint_dir(&opts.out).join("state.json");
-    if opts.resume {
-        let state: CheckpointState = serde_json::from_slice(
-            &std::fs::read(&state_path)
-                .with_context(|| format!("--resume: no checkpoint at {}", state_path.display()))?,
-        )
-        .with_context(|| format!("reading {}", state_path.display()))?;
-        check_compatible(&state, opts, &classes)?;
-        let recorder = Checkpointer::new();
-        let dir = checkpoint_dir(&opts.out);
-        model = model
-            .load_file(dir.join(format!("model-{}", state.epoch)), &recorder, device)
-            .context("loading the checkpoint's model")?;
-        let record = recorder
-            .load(dir.join(format!("optim-{}", state.epoch)), device)
-            .context("loading the checkpoint's optimizer state")?;
-        optim = optim.load_record(record);
-        schedule = state.schedule;
-        if let Some(lr) = opts.resume_lr {
-            schedule.set_lr(lr, state.epoch);
-        }
-        history = state.history;
-        start_epoch = state.epoch + 1;
-        last_checkpoint = Some(state.epoch);
-        eprintln!("resuming after epoch {} (lr {})", state.epoch, schedule.lr());
-    } else if state_path.exists() {
-        bail!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
-            opts.out.display()
-        );
+    let mut train_loader = Loader::new(train_set, opts.workers, norm)?;
+    let mut val_loader = Loader::new(val_set, opts.workers, norm)?;
+    if opts.cache_images || opts.cache_dir.is_some() {
+        let dir = opts.cache_dir.as_deref();
+        train_loader = train_loader.cached(Transform::Train { seed: opts.seed, epoch: 0 }, dir)?;
+        val_loader = val_loader.cached(Transform::Center, dir)?;
     }
 
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let mut dashboard = Dashboard::new(tui, opts.epochs, start_epoch - 1);
-    if dashboard.is_tui() {
-        // Held back while the dashboard owns the screen; printed when it closes.
-        train_loader.skipped.hold();
-        val_loader.skipped.hold();
-    }
+    let Start { mut model, optim, mut schedule, mut history, first_epoch } =
+        start::<B>(opts, &config, &classes, device, backend)?;
+    let mut stepper = Stepper::new(optim, opts.precision, device);
+    let mut dashboard = Dashboard::new(tui, opts.epochs, first_epoch - 1);
+    let mut last_checkpoint = (first_epoch > 1).then(|| first_epoch - 1);
+    let mut best_top1 = history.iter().map(|m| m.val_top1).fold(f64::NEG_INFINITY, f64::max);
     let run_started = Instant::now();
-    for epoch in start_epoch..=opts.epochs {
+    for epoch in first_epoch..=opts.epochs {
         // Seeded per epoch, so a resumed run draws the same dropout masks as an uninterrupted one.
         B::seed(device, opts.seed.wrapping_add(epoch as u64));
-        let started = Instant::now();
-        let lr = schedule.lr();
-        let order = epoch_order(train_loader.folder().len(), opts.seed, epoch);
-        let batches = order.len().div_ceil(opts.batch_size);
-        let (mut loss_sum, mut correct1, mut correct5, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
-        for (i, batch) in train_loader
-            .batches(order, opts.batch_size, Transform::Train { seed: opts.seed, epoch })
-            .into_iter()
-            .enumerate()
-        {
-            if batch.is_empty() {
-                continue;
-            }
-            let images = input_tensor::<B>(&batch, 1, device);
-            let targets_data: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-            let targets =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(targets_data, [batch.len()]), device);
-            let logits = model.forward(images);
-            let loss = loss_fn.forward(logits.clone(), targets);
-            let loss_value: f64 = loss.clone().into_scalar().to_string().parse().unwrap_or(f64::NAN);
-            if !loss_value.is_finite() {
-                bail!("the loss became {loss_value} in epoch {epoch}: lower --lr");
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-
-            let num_classes = logits.dims()[1];
-            let logits = logits.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let (mut batch_top1, mut batch_top5) = (0usize, 0usize);
-            for (row, &label) in logits.chunks(num_classes).zip(&batch.labels) {
-                let top = top_k(row, &class_labels, 5);
-                batch_top1 += (top[0].index == label) as usize;
-                batch_top5 += top.iter().any(|p| p.index == label) as usize;
-            }
-            correct1 += batch_top1;
-            correct5 += batch_top5;
-            loss_sum += loss_value * batch.len() as f64;
-            seen += batch.len();
-            let elapsed_seconds = started.elapsed().as_secs_f64();
-            dashboard.batch(&BatchStatus {
-                epoch,
-                batch: i + 1,
-                batches,
-                images_seen: seen,
-                images_total: train_loader.folder().len(),
-                batch_len: batch.len(),
-                loss: loss_value,
-                top1: batch_top1 as f64 / batch.len() as f64,
-                top5: batch_top5 as f64 / batch.len() as f64,
-                mean_loss: loss_sum / seen as f64,
-                mean_top1: correct1 as f64 / seen as f64,
-                mean_top5: correct5 as f64 / seen as f64,
-                lr,
-                images_per_sec: seen as f64 / elapsed_seconds,
-                elapsed_seconds,
-            });
-            if dashboard.stop_requested() {
-                let kept = match last_checkpoint {
-                    Some(done) => format!("the checkpoint after epoch {done} is kept: continue with --resume"),
-                    None => "no epoch had finished, so there is no checkpoint".to_string(),
-                };
-                bail!("stopped from the dashboard during epoch {epoch}; {kept}");
-            }
+        let pass = Pass { epoch, lr: schedule.lr(), last_checkpoint };
+        let trained;
+        (model, trained) = train_epoch(model, &mut stepper, &train_loader, opts, pass, &mut dashboard)?;
+        let val = evaluate(
+            &model.valid(),
+            &val_loader,
+            &(0..classes.len()).collect::<Vec<_>>(),
+            &class_labels,
+            false,
+            opts.batch_size,
+            device,
+        )?;
+        for warning in val_loader.skipped.take_new() {
+            dashboard.note(warning);
         }
-        if seen == 0 {
-            bail!("no readable training images");
-        }
-        let train_seconds = started.elapsed().as_secs_f64();
-        let val = evaluate(&model.valid(), &val_loader, &(0..classes.len()).collect::<Vec<_>>(), &class_labels, false, opts.batch_size, device)?;
         let metrics = EpochMetrics {
             epoch,
-            lr,
-            train_loss: loss_sum / seen as f64,
-            train_top1: correct1 as f64 / seen as f64,
-            train_top5: correct5 as f64 / seen as f64,
+            lr: pass.lr,
+            train_loss: trained.means.loss,
+            train_top1: trained.means.top1,
+            train_top5: trained.means.top5,
             val_loss: val.loss,
             val_top1: val.top1,
             val_top5: val.top5,
-            images_per_sec: seen as f64 / train_seconds,
-            seconds: started.elapsed().as_secs_f64(),
+            images_per_sec: trained.means.images as f64 / trained.seconds,
+            seconds: trained.seconds + val.seconds,
+            data_wait_seconds: trained.data_wait,
         };
         dashboard.end_epoch(&metrics);
         history.push(metrics);
         if schedule.end_epoch(epoch, val.top1_error) {
             dashboard.note(format!("learning rate now {}", schedule.lr()));
         }
-        write_metrics(&opts.out, &history)?;
+        metrics::write_all(&opts.out, &history)?;
+        for loader in [&train_loader, &val_loader] {
+            if loader.write_cache_if_complete()? {
+                dashboard.note(format!(
+                    "decoded {} images: cached for later runs",
+                    loader.folder().root.display()
+                ));
+            }
+        }
+        if val.top1 > best_top1 {
+            best_top1 = val.top1;
+            let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
+            SavedModel { model: model.valid(), info }
+                .save(&opts.out.join("model-best.safetensors"), Precision::F32)?;
+        }
         // Stop when another epoch like this one would overrun the time limit.
-        let out_of_time = opts.time_limit_minutes.is_some_and(|limit| {
+        let out_of_time = opts.time_limit.is_some_and(|limit| {
             let elapsed = run_started.elapsed().as_secs_f64();
-            elapsed + elapsed / (epoch + 1 - start_epoch) as f64 > limit * 60.0
+            elapsed + elapsed / (epoch + 1 - first_epoch) as f64 > limit * 60.0
         });
         if epoch % opts.checkpoint_every == 0 || epoch == opts.epochs || out_of_time {
-            save_checkpoint(&opts.out, &model, &optim, CheckpointState {
-                epoch,
-                options: opts.clone(),
-                classes: classes.clone(),
-                schedule: schedule.clone(),
-                history: history.clone(),
-            })?;
+            checkpoint::save(
+                &opts.out,
+                &model,
+                &stepper.optim,
+                checkpoint::State {
+                    epoch,
+                    options: opts.clone(),
+                    classes: classes.clone(),
+                    schedule: schedule.clone(),
+                    history: history.clone(),
+                    checksums: Default::default(),
+                },
+            )?;
             last_checkpoint = Some(epoch);
         }
         if out_of_time && epoch < opts.epochs {
@@ -329,23 +288,13 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     drop(dashboard);
-    train_loader.skipped.release();
-    val_loader.skipped.release();
 
     let skipped_files = train_loader.skipped.count() + val_loader.skipped.count();
     if skipped_files > 0 {
         eprintln!("{skipped_files} unreadable image files were skipped");
     }
-    let last = history.last().cloned().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;
-    let info = ModelInfo::new(config, class_labels)
-        .with_provenance("dataset", opts.data.display().to_string())
-        .with_provenance("classes", classes.clone())
-        .with_provenance("epochs", last.epoch)
-        .with_provenance("recipe", serde_json::to_value(opts)?)
-        .with_provenance("backend", backend.to_string())
-        .with_provenance("val_top1_center", last.val_top1)
-        .with_provenance("val_top5_center", last.val_top5)
-        .with_provenance("train_seconds", history.iter().map(|m| m.seconds).sum::<f64>());
+    history.last().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;
+    let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
     let saved = SavedModel { model: model.valid(), info };
     let weights = opts.out.join("model.safetensors");
     let weights_f16 = opts.out.join("model-f16.safetensors");
@@ -357,63 +306,229 @@ pub fn train<B: AutodiffBackend>(
     Ok(TrainSummary { history, weights, weights_f16, weights_int8, skipped_files })
 }
 
-fn check_compatible(state: &CheckpointState, opts: &TrainOptions, classes: &[String]) -> Result<()> {
+/// Where a run starts: fresh weights, or the checkpoint in `--out` with `--resume`.
+struct Start<B: AutodiffBackend, O> {
+    model: AlexNet<B>,
+    optim: O,
+    schedule: Schedule,
+    history: Vec<EpochMetrics>,
+    first_epoch: usize,
+}
+
+fn start<B: AutodiffBackend>(
+    opts: &TrainOptions,
+    config: &AlexNetConfig,
+    classes: &[String],
+    device: &B::Device,
+    backend: Chosen,
+) -> Result<Start<B, impl Optimizer<AlexNet<B>, B>>> {
+    // Seeded before drawing the initial weights, so --seed repeats a run exactly.
+    B::seed(device, opts.seed);
+    let model: AlexNet<B> = config.init(device);
+    backend.check_fits(&model)?;
+    let optim = sgd::<B>(opts.momentum, opts.weight_decay);
+    let lr = opts.initial_lr();
+    let schedule = match opts.lr_schedule {
+        ScheduleKind::Plateau => Schedule::Plateau(Plateau::new(lr, opts.patience)),
+        ScheduleKind::Step => Schedule::Step { base_lr: lr, every: opts.step_every, factor: 10.0, lr },
+    };
+    let start = if opts.resume {
+        let loaded = checkpoint::load(&opts.out, model, optim, device)?;
+        let state = loaded.state;
+        check_compatible(&state, opts, classes)?;
+        let mut schedule = state.schedule;
+        if let Some(lr) = opts.lr {
+            schedule.set_lr(lr, state.epoch);
+        }
+        eprintln!("resuming after epoch {} (lr {})", state.epoch, schedule.lr());
+        Start {
+            model: loaded.model,
+            optim: loaded.optim,
+            schedule,
+            history: state.history,
+            first_epoch: state.epoch + 1,
+        }
+    } else if checkpoint::exists(&opts.out) {
+        bail!(
+            "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
+            opts.out.display()
+        );
+    } else {
+        Start { model, optim, schedule, history: Vec::new(), first_epoch: 1 }
+    };
+    checkpoint::check_writable(&opts.out)?;
+    Ok(start)
+}
+
+/// Which epoch a pass over the training set is, at which rate.
+#[derive(Clone, Copy)]
+struct Pass {
+    epoch: usize,
+    lr: f64,
+    /// The epoch of the last checkpoint, for the message when the user stops the run.
+    last_checkpoint: Option<usize>,
+}
+
+/// What one pass over the training set measured.
+struct Trained {
+    means: Means,
+    seconds: f64,
+    data_wait: f64,
+}
+
+/// One pass over the training set in a seeded random order, every batch through `stepper`,
+/// progress to `dashboard`.
+fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>>(
+    mut model: AlexNet<B>,
+    stepper: &mut Stepper<B, O>,
+    loader: &Loader,
+    opts: &TrainOptions,
+    pass: Pass,
+    dashboard: &mut Dashboard,
+) -> Result<(AlexNet<B>, Trained)> {
+    let Pass { epoch, lr, last_checkpoint } = pass;
+    let started = Instant::now();
+    let order = epoch_order(loader.folder().len(), opts.seed, epoch);
+    let batches = order.len().div_ceil(opts.batch_size);
+    let mut meter = Meter::<B::InnerBackend>::default();
+    let mut data_wait = 0.0;
+    let mut waiting = Instant::now();
+    let transform = Transform::Train { seed: opts.seed, epoch };
+    for (i, batch) in loader.batches(order, opts.batch_size, transform).into_iter().enumerate() {
+        data_wait += waiting.elapsed().as_secs_f64();
+        if !batch.is_empty() {
+            model = stepper.step(model, batch, lr, &mut meter);
+        }
+        for warning in loader.skipped.take_new() {
+            dashboard.note(warning);
+        }
+        if dashboard.update_due(i + 1, batches) {
+            let (epoch_means, recent) = meter.read_since_last()?;
+            check_finite(epoch_means.loss, epoch)?;
+            let elapsed_seconds = started.elapsed().as_secs_f64();
+            dashboard.batch(&BatchStatus {
+                epoch,
+                batch: i + 1,
+                batches,
+                images_total: loader.folder().len(),
+                recent,
+                epoch_means,
+                lr,
+                images_per_sec: epoch_means.images as f64 / elapsed_seconds,
+                elapsed_seconds,
+            });
+        }
+        if dashboard.stop_requested() {
+            let kept = match last_checkpoint {
+                Some(done) => format!("the checkpoint after epoch {done} is kept: continue with --resume"),
+                None => "no epoch had finished, so there is no checkpoint".to_string(),
+            };
+            bail!("stopped from the dashboard during epoch {epoch}; {kept}");
+        }
+        waiting = Instant::now();
+    }
+    let means = meter.read()?;
+    if means.images == 0 {
+        bail!("no readable training images");
+    }
+    check_finite(means.loss, epoch)?;
+    Ok((model, Trained { means, seconds: started.elapsed().as_secs_f64(), data_wait }))
+}
+
+fn check_compatible(state: &checkpoint::State, opts: &TrainOptions, classes: &[String]) -> Result<()> {
     let saved = &state.options;
-    if saved.preset != opts.preset || saved.width != opts.width || state.classes != classes {
+    let (saved_model, model) = (&saved.model, &opts.model);
+    if saved_model.preset != model.preset || saved_model.width != model.width || state.classes != classes {
         bail!(
             "the checkpoint in {} is for another run (preset {}, width {}, {} classes); use the \
              same --preset, --width and data, or another --out",
             opts.out.display(),
-            saved.preset,
-            saved.width,
+            saved_model.preset,
+            saved_model.width,
             state.classes.len()
         );
     }
     Ok(())
 }
 
-/// Model and optimizer files are written under epoch-numbered names, then `state.json` is
-/// replaced atomically to point at them; older files go only after that. A run killed at any
-/// moment keeps its last complete checkpoint.
-fn save_checkpoint<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>>(
-    out: &Path,
-    model: &AlexNet<B>,
-    optim: &O,
-    state: CheckpointState,
-) -> Result<()> {
-    let dir = checkpoint_dir(out);
-    std::fs::create_dir_all(&dir)?;
-    let recorder = Checkpointer::new();
-    let epoch = state.epoch;
-    model.clone().save_file(dir.join(format!("model-{epoch}")), &recorder)?;
-    recorder.record(optim.to_record(), dir.join(format!("optim-{epoch}")))?;
-    let partial = dir.join("state.json.partial");
-    std::fs::write(&partial, serde_json::to_vec_pretty(&state)?)?;
-    std::fs::rename(&partial, dir.join("state.json"))?;
-    for entry in std::fs::read_dir(&dir)?.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let stale = ["model-", "optim-"].iter().any(|p| {
-            name.strip_prefix(p)
-                .and_then(|rest| rest.split('.').next())
-                .and_then(|n| n.parse::<usize>().ok())
-                .is_some_and(|n| n != epoch)
-        });
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
+/// The paper's optimizer: SGD with momentum (without dampening) and weight decay.
+pub fn sgd<B: AutodiffBackend>(momentum: f64, weight_decay: f64) -> impl Optimizer<AlexNet<B>, B> {
+    SgdConfig::new()
+        // Dampening 0: the paper's (and PyTorch's) momentum; Burn's default is 0.1.
+        .with_momentum(Some(MomentumConfig::new().with_momentum(momentum).with_dampening(0.0)))
+        .with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)))
+        .init::<B, AlexNet<B>>()
+}
+
+/// What an SGD step needs besides the model and the batch.
+pub struct Stepper<B: AutodiffBackend, O> {
+    pub optim: O,
+    pub loss: CrossEntropyLoss<B>,
+    pub precision: Compute,
+    pub device: B::Device,
+}
+
+impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
+    /// The paper's optimizer (see [`sgd`]) and cross-entropy.
+    pub fn new(optim: O, precision: Compute, device: &B::Device) -> Self {
+        Self { optim, loss: CrossEntropyLossConfig::new().init(device), precision, device: device.clone() }
+    }
+
+    /// One SGD step on `batch` at `lr`; the batch's loss and hits go to `meter` (on the device).
+    pub fn step(
+        &mut self,
+        model: AlexNet<B>,
+        batch: Batch,
+        lr: f64,
+        meter: &mut Meter<B::InnerBackend>,
+    ) -> AlexNet<B> {
+        let targets: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+        let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [batch.len()]), &self.device);
+        self.step_on(model, preprocess::batch_from_flat(batch.inputs, &self.device), targets, lr, meter)
+    }
+
+    /// [`Stepper::step`] on a batch already on the device.
+    pub fn step_on(
+        &mut self,
+        model: AlexNet<B>,
+        images: Tensor<B, 4>,
+        targets: Tensor<B, 1, Int>,
+        lr: f64,
+        meter: &mut Meter<B::InnerBackend>,
+    ) -> AlexNet<B> {
+        let images = self.precision.input(images);
+        let logits = self.precision.weights(&model).forward(images).cast(FloatDType::F32);
+        let loss = self.loss.forward(logits.clone(), targets.clone());
+        meter.add(loss.clone().inner(), logits.inner(), targets.inner());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.optim.step(lr, model, grads)
+    }
+}
+
+fn check_finite(mean_loss: f64, epoch: usize) -> Result<()> {
+    if !mean_loss.is_finite() {
+        bail!("the loss became {mean_loss} in epoch {epoch}: lower --lr");
     }
     Ok(())
 }
 
-fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
-    let mut csv = String::from("epoch,lr,train_loss,train_top1,train_top5,val_loss,val_top1,val_top5,images_per_sec,seconds\n");
-    for m in history {
-        csv += &format!(
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{:.2}\n",
-            m.epoch, m.lr, m.train_loss, m.train_top1, m.train_top5, m.val_loss, m.val_top1, m.val_top5, m.images_per_sec, m.seconds
-        );
-    }
-    std::fs::write(out.join("metrics.csv"), csv)?;
-    std::fs::write(out.join("metrics.json"), serde_json::to_vec_pretty(history)?)?;
-    Ok(())
+/// The description saved with the weights: network, labels, and how they were made.
+fn model_info(
+    opts: &TrainOptions,
+    config: &AlexNetConfig,
+    class_labels: &[Label],
+    classes: &[String],
+    backend: BackendKind,
+    history: &[EpochMetrics],
+) -> Result<ModelInfo> {
+    let last = history.last().context("no epoch was run")?;
+    Ok(ModelInfo::new(config.clone(), class_labels.to_vec())
+        .with_provenance("dataset", opts.data.display().to_string())
+        .with_provenance("classes", classes.to_vec())
+        .with_provenance("epochs", last.epoch)
+        .with_provenance("recipe", serde_json::to_value(opts)?)
+        .with_provenance("backend", backend.to_string())
+        .with_provenance("val_top1_center", last.val_top1)
+        .with_provenance("val_top5_center", last.val_top5)
+        .with_provenance("train_seconds", history.iter().map(|m| m.seconds).sum::<f64>()))
 }

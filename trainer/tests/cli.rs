@@ -1,23 +1,21 @@
 //! The `trainer` command line: answers in the documented formats, and clear errors (never a
 //! panic) for bad input.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use alexnet::labels::Label;
-use alexnet::weights::{ModelInfo, Precision, SavedModel};
-use alexnet::AlexNetConfig;
-use burn::backend::Flex;
+use alexnet::weights::Precision;
+use common::{data_dir, small_model};
 
 fn trainer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().unwrap()
 }
 
 fn photos() -> PathBuf {
-    let data = std::env::var_os("ALEXNET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    data.join("photos")
+    data_dir().join("photos")
 }
 
 fn assert_clean_failure(out: &Output, expected: &str) {
@@ -25,12 +23,6 @@ fn assert_clean_failure(out: &Output, expected: &str) {
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     assert!(stderr.contains(expected), "expected `{expected}` in: {stderr}");
-}
-
-fn small_model(classes: usize) -> SavedModel<Flex> {
-    let config = AlexNetConfig::paper(classes).with_width(0.125);
-    let labels = (0..classes).map(|i| Label { name: format!("class {i}"), wnid: None }).collect();
-    SavedModel { model: config.init(&Default::default()), info: ModelInfo::new(config, labels) }
 }
 
 #[test]
@@ -46,11 +38,8 @@ fn predict_prints_ranked_json_lines() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     for (line, image) in lines.iter().zip(&images) {
         assert_eq!(line["image"], image.display().to_string());
@@ -69,13 +58,21 @@ fn convert_to_int8_quarters_the_file_and_keeps_the_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (f32_path, int8_path) = (dir.path().join("m.safetensors"), dir.path().join("m-int8.safetensors"));
     small_model(5).save(&f32_path, Precision::F32).unwrap();
-    let out = trainer(&["convert", f32_path.to_str().unwrap(), "--out", int8_path.to_str().unwrap(), "--precision", "int8"]);
+    let out = trainer(&[
+        "convert",
+        f32_path.to_str().unwrap(),
+        "--out",
+        int8_path.to_str().unwrap(),
+        "--precision",
+        "int8",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len() as f64;
     assert!(size(&int8_path) / size(&f32_path) < 0.27);
     let chelsea = photos().join("chelsea.png");
     let top = |w: &PathBuf| {
-        let out = trainer(&["predict", "--json", "--weights", w.to_str().unwrap(), chelsea.to_str().unwrap()]);
+        let out =
+            trainer(&["predict", "--json", "--weights", w.to_str().unwrap(), chelsea.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         // 5 classes: the top 5 is every class's probability.
@@ -94,7 +91,13 @@ fn bad_inputs_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     assert_clean_failure(
-        &trainer(&["train", "--data", missing.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]),
+        &trainer(&[
+            "train",
+            "--data",
+            missing.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ]),
         "does not exist",
     );
 
@@ -121,20 +124,121 @@ fn bad_inputs_give_clear_errors() {
     small_model(3).save(&weights, Precision::F32).unwrap();
     let corrupt = dir.path().join("corrupt.jpg");
     std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
-    let out = trainer(&["predict", "--json", "--weights", weights.to_str().unwrap(), corrupt.to_str().unwrap(), chelsea.to_str().unwrap()]);
+    let out = trainer(&[
+        "predict",
+        "--json",
+        "--weights",
+        weights.to_str().unwrap(),
+        corrupt.to_str().unwrap(),
+        chelsea.to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, "1 of 2 images could not be classified");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"error\"") && stdout.contains("\"top5\""), "{stdout}");
 
     assert_clean_failure(
-        &trainer(&["convert", chelsea.to_str().unwrap(), "--out", dir.path().join("c").to_str().unwrap(), "--precision", "int8"]),
+        &trainer(&[
+            "convert",
+            chelsea.to_str().unwrap(),
+            "--out",
+            dir.path().join("c").to_str().unwrap(),
+            "--precision",
+            "int8",
+        ]),
         "not a safetensors file",
     );
     assert_clean_failure(
-        &trainer(&["import-torchvision", chelsea.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()]),
+        &trainer(&[
+            "import-torchvision",
+            chelsea.to_str().unwrap(),
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+        ]),
         "PyTorch file",
     );
     if !cfg!(feature = "cuda") {
         assert_clean_failure(&trainer(&["--backend", "cuda", "bench"]), "built without the cuda backend");
     }
+}
+
+/// A weights file whose `tensor` has one value replaced by NaN (found through the safetensors
+/// header: 8 bytes of length, the JSON header, then the data).
+fn with_nan(bytes: &[u8], tensor: &str) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let start = header[tensor]["data_offsets"][0].as_u64().unwrap() as usize;
+    let mut bytes = bytes.to_vec();
+    bytes[8 + header_len + start..][..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn crafted_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let weights = path("ok.safetensors");
+    small_model(3).save(std::path::Path::new(&weights), Precision::F32).unwrap();
+
+    // 60000x1 pixels in 259 bytes: refused before the resize would ask for 12 GB.
+    image::RgbImage::new(60_000, 1).save(path("line.png")).unwrap();
+    assert_clean_failure(
+        &trainer(&["predict", "--weights", &weights, &path("line.png")]),
+        "too elongated to classify",
+    );
+
+    // A truncated JPEG: refused, not classified from grey padding.
+    let rocket = std::fs::read(photos().join("rocket.jpg")).unwrap();
+    std::fs::write(path("cut.jpg"), &rocket[..rocket.len() / 2]).unwrap();
+    assert_clean_failure(
+        &trainer(&["predict", "--weights", &weights, &path("cut.jpg")]),
+        "the JPEG file is truncated",
+    );
+
+    // NaN weights: refused when loading, naming the tensor.
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(path("nan.safetensors"), with_nan(&bytes, "fc8.bias")).unwrap();
+    let chelsea = photos().join("chelsea.png");
+    let out = trainer(&["predict", "--weights", &path("nan.safetensors"), chelsea.to_str().unwrap()]);
+    assert_clean_failure(&out, "the tensor fc8.bias holds 1 NaN or infinite values");
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A missing weights file: the OS error once, with the path once.
+    let out = trainer(&["predict", "--weights", &path("missing.safetensors"), chelsea.to_str().unwrap()]);
+    assert_clean_failure(&out, "No such file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("missing.safetensors").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+
+    // A file where a dataset folder is expected.
+    assert_clean_failure(
+        &trainer(&["eval", "--weights", &weights, "--data", chelsea.to_str().unwrap()]),
+        "is a file, not a dataset folder",
+    );
+
+    // Benchmarks validate their arguments like training does.
+    assert_clean_failure(
+        &trainer(&["--backend", "cpu", "bench", "--width", "0"]),
+        "width must be in (0, 16]",
+    );
+    assert_clean_failure(&trainer(&["--backend", "cpu", "bench", "--batch-size", "0"]), "must be at least 1");
+}
+
+#[test]
+fn info_describes_a_weights_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("m.safetensors");
+    small_model(4).save(&weights, Precision::Int8).unwrap();
+    let out = trainer(&["info", "--json", weights.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["precision"], "int8");
+    assert_eq!(info["config"]["preset"], "paper");
+    assert_eq!(info["config"]["width"], 0.125);
+    assert_eq!(info["labels"].as_array().unwrap().len(), 4);
+    let text = trainer(&["info", weights.to_str().unwrap()]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("the 2012 paper's AlexNet, width 0.125, 4 classes") && text.contains("stored as int8"),
+        "{text}"
+    );
 }

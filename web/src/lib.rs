@@ -4,11 +4,15 @@
 //! The page decides the backend (it can ask `navigator.gpu` without risking a panic) and passes
 //! it to [`Classifier::load`].
 
+use alexnet::inside::{self, Picture};
 use alexnet::labels::{top_k, Prediction};
 use alexnet::preprocess::{self, ImageError};
 use alexnet::weights::{ModelInfo, SavedModel, WeightsError};
+use alexnet::{AlexNet, Normalization};
 use burn::backend::wgpu::{graphics, init_setup_async, RuntimeOptions, WgpuDevice};
+use burn::backend::Autodiff;
 use burn::backend::{Flex, WebGpu};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 
 /// A loaded model on one backend.
@@ -75,7 +79,8 @@ impl Engine {
 
     /// Decodes an image file's bytes (refusing oversized ones) and classifies it.
     pub async fn classify_file(&self, bytes: &[u8], k: usize) -> Result<Vec<Prediction>, WebError> {
-        let input = preprocess::preprocess_bytes(bytes, &self.info().normalization).map_err(WebError::Image)?;
+        let input =
+            preprocess::preprocess_bytes(bytes, &self.info().normalization).map_err(WebError::Image)?;
         self.classify_input(input, k).await
     }
 }
@@ -91,6 +96,44 @@ async fn rank<B: Backend>(
     let data = probs.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
     let probs = data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))?;
     Ok(top_k(&probs, &saved.info.labels, k))
+}
+
+/// What the network sees, drawn from a CPU copy of the model with autodiff (the classifier itself
+/// may be on WebGPU): conv1's filters, the feature maps, and the pixels that drove a class.
+pub struct Inside {
+    model: AlexNet<Autodiff<Flex>>,
+    norm: Normalization,
+    classes: usize,
+}
+
+impl Inside {
+    pub fn new(weights: Vec<u8>) -> Result<Self, WebError> {
+        let saved = SavedModel::<Autodiff<Flex>>::from_bytes(weights, &Default::default())
+            .map_err(WebError::Weights)?;
+        let classes = saved.info.labels.len();
+        Ok(Self { model: saved.model.without_dropout(), norm: saved.info.normalization, classes })
+    }
+
+    pub fn filters(&self) -> Picture {
+        inside::filters(&self.model)
+    }
+
+    /// For one image: the network's view with the pixels that drove `class` in red, then the
+    /// first 16 feature maps of conv1 to conv5.
+    pub fn explain(&self, bytes: &[u8], class: usize) -> Result<Vec<(String, Picture)>, WebError> {
+        let input = preprocess::preprocess_bytes(bytes, &self.norm).map_err(WebError::Image)?;
+        if class >= self.classes {
+            return Err(WebError::Other(format!("class {class} is not one of the model's {}", self.classes)));
+        }
+        let images = preprocess::batch::<Autodiff<Flex>>(&[input.clone()], &Default::default());
+        let heat = inside::saliency(&self.model, images.clone(), class);
+        let mut pictures =
+            vec![("pixels that drove the top class".to_string(), inside::overlay(&input, &self.norm, heat))];
+        for (name, maps) in self.model.clone().valid().conv_outputs(images.inner()) {
+            pictures.push((name.to_string(), inside::feature_maps(maps, 16)));
+        }
+        Ok(pictures)
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

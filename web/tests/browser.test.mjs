@@ -30,12 +30,21 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "applic
 let server;
 let base;
 const requests = [];
+// While true, the server hangs up on every request: the network is gone.
+let offline = false;
+// Paths served from another fixture file (to change a file between visits).
+const served = new Map();
 
 function serve(req, res) {
+  if (offline) {
+    req.socket.destroy();
+    return;
+  }
   const url = new URL(req.url, "http://x");
   requests.push(url.pathname);
-  const file = url.pathname.startsWith("/fixtures/")
-    ? path.join(fixtures, url.pathname.slice("/fixtures/".length))
+  const fixture = served.get(url.pathname) || url.pathname;
+  const file = fixture.startsWith("/fixtures/")
+    ? path.join(fixtures, fixture.slice("/fixtures/".length))
     : path.join(dist, url.pathname === "/" ? "index.html" : url.pathname);
   fs.stat(file, (err, stat) => {
     if (err || !stat.isFile()) {
@@ -55,25 +64,41 @@ before(async () => {
   base = `http://127.0.0.1:${server.address().port}`;
   // The photos through `trainer predict` (same weights; decode + preprocess + forward), to set
   // beside the page's latencies below.
-  const nativeMs = nativeLines().map((l) => `${path.basename(l.image)} ${Math.round(l.ms)} ms`);
+  const nativeMs = readJsonl("native.jsonl").map((l) => `${path.basename(l.image)} ${Math.round(l.ms)} ms`);
   console.log(`native latency per image (trainer predict, same files): ${nativeMs.join(", ")}`);
 });
 
 after(() => server && server.close());
 
-async function openPage({ webgpu, query }) {
+// A fresh Chromium profile; `webgpu`: with WebGPU (SwiftShader), `camera`: a synthetic camera,
+// allowed without asking.
+async function launch({ webgpu = false, camera = false } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: "/usr/bin/chromium",
     headless: true,
-    args: webgpu ? [...FLAGS, "--enable-unsafe-webgpu"] : FLAGS,
+    args: [
+      ...FLAGS,
+      ...(webgpu ? ["--enable-unsafe-webgpu"] : []),
+      ...(camera ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] : []),
+    ],
   });
   const page = context.pages()[0] || (await context.newPage());
   page.on("console", (m) => m.type() === "error" && console.log("[page]", m.text()));
-  await page.goto(`${base}/?model=/fixtures/model.safetensors${query || ""}`);
+  return { context, page };
+}
+
+// Opens the page at `query` and waits until its model has loaded.
+async function visit(page, query) {
+  await page.goto(`${base}/${query}`);
   await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: TIMEOUT });
   const ready = await page.evaluate(() => document.body.dataset.ready);
   assert.equal(ready, "true", await page.textContent("[data-testid=error]"));
+}
+
+async function openPage({ webgpu, query = "", model = "/fixtures/model.safetensors", camera = false }) {
+  const { context, page } = await launch({ webgpu, camera });
+  await visit(page, `?model=${model}${query}`);
   return { context, page };
 }
 
@@ -86,27 +111,29 @@ async function classify(page, file) {
     before,
     { timeout: TIMEOUT },
   );
-  const rows = await page.$$eval("[data-testid=prediction]", (els) =>
+  // The gallery shows the newest image first: its rows are the first ones.
+  const rows = (await page.$$eval("[data-testid=prediction]", (els) =>
     els.map((e) => ({ index: Number(e.dataset.index), label: e.dataset.label, prob: Number(e.dataset.prob) })),
-  );
+  )).slice(0, 5);
   const error = await page.evaluate(() => {
     const e = document.querySelector("[data-testid=error]");
     return e.hidden ? "" : e.textContent;
   });
-  const latency = await page.textContent("[data-testid=latency]");
-  return { rows, error, latency, wall: Date.now() - started };
+  const latency = error ? "" : await page.textContent("[data-testid=latency]");
+  return { rows: error ? [] : rows, error, latency, wall: Date.now() - started };
 }
 
-function nativeLines() {
-  return fs.readFileSync(path.join(fixtures, "native.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+function readJsonl(file) {
+  return fs.readFileSync(path.join(fixtures, file), "utf8").trim().split("\n").map((l) => JSON.parse(l));
 }
 
-function native() {
-  return new Map(nativeLines().map((l) => [path.basename(l.image), l.top5]));
+// `trainer predict --json` on the same files: the top 5 by file name.
+function topByFile(file) {
+  return new Map(readJsonl(file).map((l) => [path.basename(l.image), l.top5]));
 }
 
 async function agreesWithNative(page, label) {
-  const expected = native();
+  const expected = topByFile("native.jsonl");
   const photos = fs.readdirSync(photosDir).sort();
   const timings = [];
   for (const photo of photos) {
@@ -115,23 +142,33 @@ async function agreesWithNative(page, label) {
     const want = expected.get(photo);
     assert.deepEqual(rows.map((r) => r.index), want.map((r) => r.index), `${label} ${photo}: top-5 classes`);
     rows.forEach((r, i) => assert.ok(Math.abs(r.prob - want[i].prob) <= 1e-3, `${label} ${photo}: p=${r.prob} native ${want[i].prob}`));
+    const unsure = await page.$("[data-testid=shot]:first-child [data-testid=unsure]");
+    assert.equal(Boolean(unsure), want[0].prob < 0.5, `${label} ${photo}: the low-confidence note (top-1 ${want[0].prob})`);
     timings.push(`${photo} ${latency}`);
   }
   console.log(`${label} latency per image: ${timings.join(", ")}`);
 }
 
 test("WebGPU agrees with native, bad files give errors, no stray requests", { timeout: 4 * TIMEOUT }, async () => {
-  const { context, page } = await openPage({ webgpu: true });
+  // SwiftShader is a software adapter: the page would pick the CPU by itself (tested below).
+  const { context, page } = await openPage({ webgpu: true, query: "&backend=webgpu" });
   try {
     const backend = await page.textContent("[data-testid=backend]");
     assert.match(backend, /WebGPU/);
     const loadedRequests = requests.length;
     await agreesWithNative(page, "WebGPU");
 
-    for (const bad of ["text.jpg", "truncated.png", "empty.png", "huge.png"]) {
+    const expectedErrors = {
+      "text.jpg": "not an image in a supported format",
+      "truncated.png": "could not be decoded",
+      "empty.png": "the file is empty",
+      "huge.png": "images over 64 megapixels (8192x8192) are refused",
+      "line.png": "60000x1 pixels: too elongated to classify",
+      "truncated.jpg": "the JPEG file is truncated",
+    };
+    for (const [bad, expected] of Object.entries(expectedErrors)) {
       const { error } = await classify(page, path.join(fixtures, bad));
-      assert.ok(error.length > 0, `${bad}: no error shown`);
-      console.log(`${bad}: ${error}`);
+      assert.ok(error.includes(expected), `${bad}: "${error}" lacks "${expected}"`);
     }
     const { rows, error } = await classify(page, path.join(photosDir, "chelsea.png"));
     assert.equal(error, "");
@@ -139,7 +176,7 @@ test("WebGPU agrees with native, bad files give errors, no stray requests", { ti
 
     // After load: no request at all (images never leave the page).
     assert.deepEqual(requests.slice(loadedRequests), [], "requests after load");
-    const allowed = (p) => p === "/" || p === "/index.html" || p === "/fixtures/model.safetensors" || /\.(js|wasm|css)$/.test(p) || p === "/favicon.ico";
+    const allowed = (p) => p === "/" || p === "/index.html" || p.startsWith("/fixtures/") && p.endsWith(".safetensors") || /\.(js|wasm|css)$/.test(p) || p === "/favicon.ico";
     assert.deepEqual(requests.filter((p) => !allowed(p)), [], "unexpected requests");
 
     if (process.env.ALEXNET_SCREENSHOT) {
@@ -150,11 +187,74 @@ test("WebGPU agrees with native, bad files give errors, no stray requests", { ti
   }
 });
 
-test("without WebGPU the CPU fallback runs and agrees", { timeout: 4 * TIMEOUT }, async () => {
+test("the camera classifies frame after frame", { timeout: TIMEOUT }, async () => {
+  const { context, page } = await openPage({ webgpu: false, camera: true });
+  try {
+    await page.click("[data-testid=camera]");
+    await page.waitForFunction(() => /frames\/s/.test(document.querySelector("[data-testid=camera-fps]").textContent), null, { timeout: TIMEOUT });
+    assert.equal(await page.$$eval("[data-testid=camera-top] li", (els) => els.length), 5);
+    console.log(`camera: ${await page.textContent("[data-testid=camera-fps]")}`);
+    await page.click("[data-testid=camera]");
+    assert.equal(await page.textContent("[data-testid=camera]"), "Use the camera");
+  } finally {
+    await context.close();
+  }
+});
+
+test("a software WebGPU adapter counts as the CPU", { timeout: TIMEOUT }, async () => {
+  const { context, page } = await openPage({ webgpu: true });
+  try {
+    const backend = await page.textContent("[data-testid=backend]");
+    assert.match(backend, /^CPU \(the WebGPU adapter is a software one/);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a model file's text is never HTML", { timeout: TIMEOUT }, async () => {
+  const { context, page } = await openPage({ webgpu: false, query: "" , model: "/fixtures/injected.safetensors" });
+  try {
+    const card = await page.textContent("[data-testid=model-card]");
+    assert.ok(card.includes("<img src=x onerror="), `the payload is shown as text: ${card}`);
+    assert.equal(await page.evaluate(() => window.injected), undefined, "the payload ran");
+    assert.equal(await page.$("[data-testid=model-card] img"), null, "the payload became an element");
+  } finally {
+    await context.close();
+  }
+});
+
+test("a model file that fails to load is not kept in the cache", { timeout: TIMEOUT }, async () => {
+  const { context, page } = await launch();
+  try {
+    served.set("/fixtures/flaky.safetensors", "/fixtures/truncated-model.safetensors");
+    await page.goto(`${base}/?model=/fixtures/flaky.safetensors`);
+    await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: TIMEOUT });
+    assert.equal(await page.evaluate(() => document.body.dataset.ready), "error");
+    assert.match(await page.textContent("[data-testid=error]"), /The model could not be loaded/);
+    // The server is fixed: the next visit loads the good file, not a cached broken one.
+    served.set("/fixtures/flaky.safetensors", "/fixtures/model.safetensors");
+    await visit(page, "?model=/fixtures/flaky.safetensors");
+  } finally {
+    served.clear();
+    await context.close();
+  }
+});
+
+test("without WebGPU the CPU fallback runs and agrees, and the page never freezes", { timeout: 4 * TIMEOUT }, async () => {
   const { context, page } = await openPage({ webgpu: false });
   try {
     assert.match(await page.textContent("[data-testid=backend]"), /CPU/);
+    // Main-thread tasks over 50 ms ("long tasks") while classifying: inference runs in a worker.
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration)))
+        .observe({ type: "longtask" });
+    });
     await agreesWithNative(page, "CPU");
+    const longTasks = await page.evaluate(() => window.longTasks);
+    const stall = Math.max(0, ...longTasks);
+    console.log(`longest main-thread task while classifying: ${stall ? `${Math.round(stall)} ms` : "none over 50 ms"}`);
+    assert.ok(stall <= 50, `the main thread stalled for ${Math.round(stall)} ms`);
   } finally {
     await context.close();
   }
@@ -163,21 +263,14 @@ test("without WebGPU the CPU fallback runs and agrees", { timeout: 4 * TIMEOUT }
 test("the shipped model loads by default, agrees with native, and starts from Cache Storage the second time", { timeout: 4 * TIMEOUT }, async () => {
   const shippedDir = path.join(fixtures, "shipped");
   const manifest = JSON.parse(fs.readFileSync(path.join(dist, "model", "manifest.json"), "utf8"));
-  const expected = new Map(
-    fs.readFileSync(path.join(fixtures, "shipped.jsonl"), "utf8").trim().split("\n")
-      .map((l) => JSON.parse(l)).map((l) => [path.basename(l.image), l.top5]),
-  );
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-chromium-"));
+  const expected = topByFile("shipped.jsonl");
   // No WebGPU flag: the page falls back to the CPU by itself, as on a browser without WebGPU.
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+  const { context, page } = await launch();
   try {
-    const page = context.pages()[0] || (await context.newPage());
     const photos = fs.readdirSync(shippedDir).sort();
     const firstPrediction = async () => {
       const started = Date.now();
-      await page.goto(`${base}/`);
-      await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: TIMEOUT });
-      assert.equal(await page.evaluate(() => document.body.dataset.ready), "true", await page.textContent("[data-testid=error]"));
+      await visit(page, "");
       const { rows, error } = await classify(page, path.join(shippedDir, photos[0]));
       assert.equal(error, "");
       return { ms: Date.now() - started, rows };
@@ -196,11 +289,41 @@ test("the shipped model loads by default, agrees with native, and starts from Ca
       rows.forEach((r, i) => assert.ok(Math.abs(r.prob - want[i].prob) <= 1e-3, `${photo}: p=${r.prob} native ${want[i].prob}`));
     }
 
+    // Inside the network: conv1's filters after load; for an image, the pixels that drove its
+    // top class and the five conv layers' feature maps.
+    const filters = await page.$eval("[data-testid=filters] canvas", (c) => [c.width, c.height]);
+    assert.deepEqual(filters, [12 * 12 + 1, 2 * 12 + 1], "24 filters of 11x11 in two rows (one per group)");
+    await page.click("[data-testid=shot]:first-child [data-testid=explain]");
+    await page.waitForSelector("[data-testid=shot]:first-child [data-testid=inside] figure", { timeout: TIMEOUT });
+    const figures = await page.$$eval("[data-testid=shot]:first-child [data-testid=inside] figcaption", (els) => els.map((e) => e.textContent));
+    assert.deepEqual(figures, ["pixels that drove the top class", "conv1", "conv2", "conv3", "conv4", "conv5"]);
+
+    // Several files at once, a bad one among them: one card each, newest first, and the bad
+    // one's error stays beside it after the good ones that follow.
+    const shotsBefore = await page.$$eval("[data-testid=shot]", (els) => els.length);
+    const batch = [path.join(fixtures, "text.jpg"), ...photos.slice(0, 3).map((p) => path.join(shippedDir, p))];
+    await page.setInputFiles("input[type=file]", batch);
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=shot] [data-testid=latency], [data-testid=shot] [data-testid=image-error]").length >= n, shotsBefore + batch.length, { timeout: TIMEOUT });
+    const shots = await page.$$eval("[data-testid=shot]", (els) => els.map((e) => e.querySelector(".name").textContent));
+    assert.deepEqual(shots.slice(0, batch.length), batch.map((f) => path.basename(f)).reverse());
+    assert.match(await page.textContent("[data-testid=shot]:nth-child(4) [data-testid=image-error]"), /not an image/);
+    assert.equal(await page.evaluate(() => document.querySelector("[data-testid=error]").hidden), true, "the newest image is fine");
+
     // Second visit: the weights come from Cache Storage, not the network.
     const before = requests.length;
     const warm = await firstPrediction();
     assert.ok(!requests.slice(before).includes(modelUrl), "the model was fetched again");
     console.log(`cold start to first prediction (CPU path): ${cold.ms} ms downloading the model, ${warm.ms} ms from Cache Storage`);
+
+    // With the network gone, the page still loads (service worker) and classifies.
+    offline = true;
+    try {
+      const { rows } = await firstPrediction();
+      assert.deepEqual(rows.map((r) => r.index), expected.get(photos[0]).map((r) => r.index));
+    } finally {
+      offline = false;
+    }
+    assert.match(await page.textContent("[data-testid=storage]"), /MB kept for offline use/);
   } finally {
     await context.close();
   }

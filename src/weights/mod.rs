@@ -8,6 +8,8 @@
 //! Tensors are named after the model's fields (`conv1.weight`, ..., `fc8.bias`) in Burn's layout
 //! (linear weights `[in, out]`). The metadata key `alexnet` holds the [`ModelInfo`] as JSON.
 
+pub mod int8;
+
 use std::collections::BTreeMap;
 
 use burn::tensor::backend::Backend;
@@ -79,12 +81,13 @@ impl ModelInfo {
 
 /// How the weights are stored on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
     /// Half the size; loads back to f32.
     F16,
-    /// A quarter of the size: per-channel int8 weights, f32 biases (see [`crate::int8`]).
+    /// A quarter of the size: per-channel int8 weights, f32 biases (see [`int8`]).
     Int8,
 }
 
@@ -102,10 +105,7 @@ impl Precision {
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("not a safetensors file, or a truncated one ({0})")]
     NotSafetensors(String),
     #[error("a safetensors file, but not an AlexNet saved by this project (no `{METADATA_KEY}` metadata)")]
@@ -116,6 +116,8 @@ pub enum WeightsError {
     Mismatch(String),
     #[error("tensors are stored as {0}; only F32, F16 and int8 (with f32 scales) are supported")]
     UnsupportedDtype(String),
+    #[error("the tensor {tensor} holds {count} NaN or infinite values: these weights are broken (from a training run that diverged?)")]
+    NotFinite { tensor: String, count: usize },
     #[error("PyTorch file: {0}")]
     Pytorch(String),
     #[error("writing the weights failed: {0}")]
@@ -124,10 +126,7 @@ pub enum WeightsError {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WeightsError + '_ {
-    move |source| WeightsError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| WeightsError::Io { path: path.display().to_string(), source }
 }
 
 /// A model together with its description: what a weights file holds.
@@ -155,15 +154,11 @@ impl<B: Backend> SavedModel<B> {
     /// Serialises to the bytes of a weights file.
     pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, WeightsError> {
         if precision == Precision::Int8 {
-            return crate::int8::quantize_file(&self.to_bytes(Precision::F32)?);
+            return int8::quantize_file(&self.to_bytes(Precision::F32)?);
         }
         let mut store = store_for_saving(SafetensorsStore::from_bytes(None), &self.info, precision)?;
-        self.model
-            .save_into(&mut store)
-            .map_err(|e| WeightsError::Write(e.to_string()))?;
-        store
-            .get_bytes()
-            .map_err(|e| WeightsError::Write(e.to_string()))
+        self.model.save_into(&mut store).map_err(|e| WeightsError::Write(e.to_string()))?;
+        store.get_bytes().map_err(|e| WeightsError::Write(e.to_string()))
     }
 
     /// Writes a weights file atomically: to `PATH.partial` first, then renamed over `path`, so an
@@ -177,11 +172,8 @@ impl<B: Backend> SavedModel<B> {
             std::fs::write(&partial, self.to_bytes(precision)?).map_err(io_error(&partial))?;
             return std::fs::rename(&partial, path).map_err(io_error(path));
         }
-        let mut store = store_for_saving(
-            SafetensorsStore::from_file(&partial).overwrite(true),
-            &self.info,
-            precision,
-        )?;
+        let mut store =
+            store_for_saving(SafetensorsStore::from_file(&partial).overwrite(true), &self.info, precision)?;
         self.model
             .save_into(&mut store)
             .map_err(|e| WeightsError::Write(format!("{}: {e}", partial.display())))?;
@@ -199,8 +191,9 @@ impl<B: Backend> SavedModel<B> {
     pub fn from_bytes(bytes: Vec<u8>, device: &B::Device) -> Result<Self, WeightsError> {
         let (info, precision) = read_header(&bytes)?;
         if precision == Precision::Int8 {
-            return Self::from_bytes(crate::int8::dequantize_file(&bytes)?, device);
+            return Self::from_bytes(int8::dequantize_file(&bytes)?, device);
         }
+        check_finite(&bytes)?;
         let mut model = info.config.init::<B>(device);
         let store = SafetensorsStore::from_bytes(Some(bytes));
         let mut store = match precision {
@@ -218,6 +211,31 @@ impl<B: Backend> SavedModel<B> {
     }
 }
 
+/// Refuses a file with a NaN or infinite value in any float tensor: it would load, and every
+/// answer would be NaN.
+fn check_finite(bytes: &[u8]) -> Result<(), WeightsError> {
+    let tensors =
+        SafeTensors::deserialize(bytes).map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))?;
+    for (name, view) in tensors.tensors() {
+        let data = view.data();
+        let count = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+                .count(),
+            // An f16 is NaN or infinite when its five exponent bits are all set.
+            Dtype::F16 => {
+                data.chunks_exact(2).filter(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7C00 == 0x7C00).count()
+            }
+            _ => 0,
+        };
+        if count > 0 {
+            return Err(WeightsError::NotFinite { tensor: name, count });
+        }
+    }
+    Ok(())
+}
+
 /// Reads the description from a weights file's header, without loading its tensors.
 pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
     read_header(bytes).map(|(info, _)| info)
@@ -231,13 +249,9 @@ pub fn read_precision(bytes: &[u8]) -> Result<Precision, WeightsError> {
 fn read_header(bytes: &[u8]) -> Result<(ModelInfo, Precision), WeightsError> {
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::NotSafetensors(format!("{e:?}")))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(METADATA_KEY))
-        .ok_or(WeightsError::NotAlexNet)?;
-    let info: ModelInfo =
-        serde_json::from_str(json).map_err(|e| WeightsError::BadMetadata(e.to_string()))?;
+    let json =
+        header.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)).ok_or(WeightsError::NotAlexNet)?;
+    let info: ModelInfo = serde_json::from_str(json).map_err(|e| WeightsError::BadMetadata(e.to_string()))?;
     info.check()?;
     let tensors = header.tensors();
     if tensors.is_empty() {
@@ -279,10 +293,7 @@ pub(crate) fn check_complete(result: &ApplyResult) -> Result<(), WeightsError> {
         return Err(WeightsError::Mismatch(format!("missing tensors: {}", missing.join(", "))));
     }
     if !result.unused.is_empty() {
-        return Err(WeightsError::Mismatch(format!(
-            "unexpected tensors: {}",
-            result.unused.join(", ")
-        )));
+        return Err(WeightsError::Mismatch(format!("unexpected tensors: {}", result.unused.join(", "))));
     }
     Ok(())
 }

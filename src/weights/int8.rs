@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::weights::WeightsError;
+use super::WeightsError;
 
 /// The suffix of the tensor holding a quantized tensor's per-channel scales.
 pub const SCALE_SUFFIX: &str = ".scale";
@@ -21,7 +21,11 @@ pub const SCALE_SUFFIX: &str = ".scale";
 /// The axis along which scales vary: output channels. Conv weights are `[out, in, kh, kw]`;
 /// Burn's linear weights are `[in, out]`.
 fn channel_axis(shape: &[usize]) -> usize {
-    if shape.len() == 2 { 1 } else { 0 }
+    if shape.len() == 2 {
+        1
+    } else {
+        0
+    }
 }
 
 /// (number of channels, the channel of flat element `i`).
@@ -119,9 +123,9 @@ pub fn dequantize_file(int8_file: &[u8]) -> Result<Vec<u8>, WeightsError> {
             Dtype::F32 => out.push((name, Dtype::F32, shape, view.data().to_vec())),
             Dtype::I8 => {
                 let scale_name = format!("{name}{SCALE_SUFFIX}");
-                let scales = file
-                    .tensor(&scale_name)
-                    .map_err(|_| WeightsError::Mismatch(format!("`{name}` is int8 but `{scale_name}` is missing")))?;
+                let scales = file.tensor(&scale_name).map_err(|_| {
+                    WeightsError::Mismatch(format!("`{name}` is int8 but `{scale_name}` is missing"))
+                })?;
                 let (channels, _) = channel_of(&shape);
                 if scales.dtype() != Dtype::F32 || scales.shape() != [channels] {
                     return Err(WeightsError::Mismatch(format!(

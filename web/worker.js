@@ -1,0 +1,38 @@
+// The model lives in this worker, off the page's main thread: loading it and classifying never
+// freeze the page. One request at a time (the page queues them).
+//   in:  {type: "load", bytes, backend} | {type: "classify", id, bytes}
+//        | {type: "classifyRgba", id, rgba, width, height} (a camera frame)
+//        | {type: "filters", id} | {type: "explain", id, bytes, class}
+//   out: {type: "loaded", backend, info} | {type: "result", id, top, ms}
+//        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
+//        | {type: "error", id, message, fatal}
+// `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
+// new worker.
+import init, { Classifier } from "./alexnet-web.js";
+
+const ready = init();
+let classifier = null;
+
+onmessage = async ({ data }) => {
+  try {
+    await ready;
+    if (data.type === "load") {
+      classifier = await Classifier.load(data.bytes, data.backend);
+      postMessage({ type: "loaded", backend: classifier.backend(), info: classifier.infoJson() });
+    } else if (data.type === "classify") {
+      const start = performance.now();
+      const top = JSON.parse(await classifier.classifyFile(data.bytes, 5));
+      postMessage({ type: "result", id: data.id, top, ms: performance.now() - start });
+    } else if (data.type === "classifyRgba") {
+      const start = performance.now();
+      const top = JSON.parse(await classifier.classifyRgba(data.rgba, data.width, data.height, 5));
+      postMessage({ type: "result", id: data.id, top, ms: performance.now() - start });
+    } else if (data.type === "filters" || data.type === "explain") {
+      const pictures = data.type === "filters" ? [classifier.filters()] : classifier.explain(data.bytes, data.class);
+      postMessage({ type: "pictures", id: data.id, pictures: [...pictures] }, [...pictures].map((p) => p.rgba.buffer));
+    }
+  } catch (e) {
+    const fatal = e instanceof WebAssembly.RuntimeError;
+    postMessage({ type: "error", id: data.id, message: String((e && e.message) || e), fatal });
+  }
+};
