@@ -47,7 +47,7 @@ pub fn filters<B: Backend>(model: &AlexNet<B>) -> Picture {
     let weights = model.conv1_filters();
     let [count, channels, k, _] = weights.dims();
     let w = values(weights);
-    let columns = if count % 2 == 0 && count >= 16 { (count / 2).min(48).max(8) } else { count.min(16) };
+    let columns = if count % 2 == 0 && count >= 16 { (count / 2).clamp(8, 48) } else { count.min(16) };
     let rows = count.div_ceil(columns);
     let step = k as u32 + 1;
     let mut picture = Picture::new(columns as u32 * step + 1, rows as u32 * step + 1);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use alexnet::labels::{self, Label};
+use alexnet::labels;
 use alexnet::weights::{read_info, ModelInfo, Precision, SavedModel, WeightsError};
 use alexnet::{AlexNet, AlexNetConfig};
 use burn::tensor::{Tensor, TensorData};

@@ -206,6 +206,9 @@ class Model {
     this.worker.onerror = (e) => {
       e.preventDefault();
       const error = new Error(`the model's worker failed: ${e.message || "it could not start"}`);
+      // An uncaught error (a trap inside an async wasm call lands here): the worker is not to be
+      // trusted any more, so the next request starts a new one.
+      error.fatal = true;
       for (const waiting of this.pending.values()) waiting.reject(error);
       this.pending.clear();
     };

@@ -1,5 +1,5 @@
 // The model lives in this worker, off the page's main thread: loading it and classifying never
-// freeze the page. One request at a time (the page queues them).
+// freeze the page. One request at a time, in arrival order (the classifier is not re-entrant).
 //   in:  {type: "load", bytes, backend} | {type: "classify", id, bytes}
 //        | {type: "classifyRgba", id, rgba, width, height} (a camera frame)
 //        | {type: "filters", id} | {type: "explain", id, bytes, class}
@@ -12,8 +12,13 @@ import init, { Classifier } from "./alexnet-web.js";
 
 const ready = init();
 let classifier = null;
+let queue = Promise.resolve();
 
-onmessage = async ({ data }) => {
+onmessage = ({ data }) => {
+  queue = queue.then(() => handle(data));
+};
+
+async function handle(data) {
   try {
     await ready;
     if (data.type === "load") {
@@ -35,4 +40,4 @@ onmessage = async ({ data }) => {
     const fatal = e instanceof WebAssembly.RuntimeError;
     postMessage({ type: "error", id: data.id, message: String((e && e.message) || e), fatal });
   }
-};
+}

@@ -97,7 +97,7 @@ impl Dashboard {
             return true;
         }
         match &mut self.tui {
-            None => batch % (batches / 10).max(1) == 0,
+            None => batch.is_multiple_of((batches / 10).max(1)),
             Some(tui) => tui.last_update.elapsed() >= TUI_UPDATE_INTERVAL,
         }
     }

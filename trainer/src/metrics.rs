@@ -283,7 +283,7 @@ mod tests {
         let (all, recent) = meter.read_since_last().unwrap();
         assert_eq!(all, Means { images: 4, loss: 2.0, top1: 0.25, top5: 0.5 });
         assert_eq!(recent, all);
-        meter.add(Tensor::from_data([1.0f32], &device), logits.slice([0..2]), targets.slice([0..2]));
+        meter.add(Tensor::from_data([1.0f32], &device), logits.slice(0..2), targets.slice(0..2));
         let (all, recent) = meter.read_since_last().unwrap();
         assert_eq!(recent, Means { images: 2, loss: 1.0, top1: 0.5, top5: 1.0 });
         assert_eq!(all.images, 6);

@@ -60,7 +60,8 @@ fn gpu_device() -> (WgpuDevice, Chosen) {
 fn on_both<B: Backend>(config: AlexNetConfig, device: &B::Device) -> (SavedModel<Flex>, SavedModel<B>) {
     Flex::seed(&Default::default(), 7);
     let model = config.init::<Flex>(&Default::default());
-    let saved = SavedModel { model, info: ModelInfo::new(config, labels::imagenet()) };
+    let names = labels::imagenet()[..config.num_classes].to_vec();
+    let saved = SavedModel { model, info: ModelInfo::new(config, names) };
     let bytes = saved.to_bytes(Precision::F32).unwrap();
     (saved, SavedModel::from_bytes(bytes, device).unwrap())
 }
