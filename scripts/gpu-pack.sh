@@ -31,10 +31,11 @@ strip -o "$PACK/trainer" "$target/release/trainer"
 xz -T0 -6 "$PACK/trainer"
 
 echo "== data: $TRAIN, $VAL_PER_CLASS val photos per class"
-classes=$(ls "$TRAIN" | sort | head -n "${MAX_CLASSES:-1000}")
+# awk reads to the end (head would stop early: sort then dies of SIGPIPE under pipefail).
+classes=$(ls "$TRAIN" | sort | awk -v n="${MAX_CLASSES:-1000}" 'NR <= n')
 for class in $classes; do
   mkdir -p "$PACK/data/train/$class"
-  ls "$TRAIN/$class" | sort | head -n "${TRAIN_PER_CLASS:-100000}" | while read -r f; do
+  ls "$TRAIN/$class" | sort | awk -v n="${TRAIN_PER_CLASS:-100000}" 'NR <= n' | while read -r f; do
     cp "$TRAIN/$class/$f" "$PACK/data/train/$class/"
   done
 done
