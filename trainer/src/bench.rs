@@ -54,17 +54,17 @@ pub fn bench<B: AutodiffBackend>(
         TensorData::new((0..train_batch as i64).map(|i| i % classes).collect::<Vec<_>>(), [train_batch]),
         device,
     );
-    let mut train_step = |model: AlexNet<B>| {
+    let mut train_step = |model: AlexNet<B>| -> Result<AlexNet<B>> {
         let mut meter = Meter::default();
-        let model = stepper.step_on(model, x.clone(), y.clone(), 0.01, &mut meter);
+        let model = stepper.step_on(model, x.clone(), y.clone(), 0.01, &mut meter)?;
         // Reading the loss waits for the device: work queues in order, so steps cannot pile up.
-        let _ = meter.read();
-        model
+        meter.read()?;
+        Ok(model)
     };
-    model = train_step(model);
+    model = train_step(model)?;
     let start = Instant::now();
     for _ in 0..steps {
-        model = train_step(model);
+        model = train_step(model)?;
     }
     let train_rate = (steps * train_batch) as f64 / start.elapsed().as_secs_f64();
 

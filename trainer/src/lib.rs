@@ -11,6 +11,7 @@ pub mod eval;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub mod gpu;
 pub mod metrics;
+pub mod peers;
 pub mod precision;
 pub mod schedule;
 pub mod train;

@@ -32,7 +32,7 @@ fn default_workers() -> usize {
 #[derive(Subcommand)]
 enum Command {
     /// Train from scratch (or resume) on DIR/train, validating on DIR/val.
-    Train(TrainOptions),
+    Train(Box<TrainOptions>),
     /// Top-1/top-5 accuracy of a weights file on a labelled image folder.
     Eval {
         #[arg(long)]

@@ -57,12 +57,25 @@ impl<B: Backend> Meter<B> {
     pub fn add(&mut self, mean_loss: Tensor<B, 1>, logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) {
         let n = targets.dims()[0];
         let (top1, top5) = hits(logits, targets);
-        let row = Tensor::cat(vec![mean_loss.mul_scalar(n as f64), top1, top5], 0);
+        self.add_sums(Tensor::cat(vec![mean_loss.mul_scalar(n as f64), top1, top5], 0), n);
+    }
+
+    /// Adds sums `[loss sum, top-1 hits, top-5 hits]` over `images` images: another meter's
+    /// (see [`Meter::take_sums`]).
+    pub fn add_sums(&mut self, sums: Tensor<B, 1>, images: usize) {
         self.sums = Some(match self.sums.take() {
-            Some(sums) => sums + row,
-            None => row,
+            Some(mine) => mine + sums,
+            None => sums,
         });
-        self.images += n;
+        self.images += images;
+    }
+
+    /// Everything added so far, for another meter (a data-parallel peer's shard counted by the
+    /// coordinator's meter), leaving this one empty.
+    pub fn take_sums(&mut self) -> Option<(Tensor<B, 1>, usize)> {
+        let images = std::mem::take(&mut self.images);
+        self.last = Means::default();
+        self.sums.take().map(|sums| (sums, images))
     }
 
     pub fn images(&self) -> usize {

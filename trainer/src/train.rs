@@ -5,19 +5,20 @@
 //! validation error, and checkpoints must hold that schedule's state and the data order's seed.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use alexnet::labels::{self, Label};
 use alexnet::preprocess;
 use alexnet::weights::{ModelInfo, Precision, SavedModel};
 use alexnet::{AlexNet, AlexNetConfig, Normalization};
 use anyhow::{bail, Context, Result};
-use burn::module::AutodiffModule;
+use burn::collective::{PeerId, ReduceOperation};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,7 @@ use crate::dashboard::{BatchStatus, Dashboard};
 use crate::data::{epoch_order, Batch, ImageFolder, Loader, Transform};
 use crate::eval::evaluate;
 use crate::metrics::{self, EpochMetrics, Means, Meter};
+use crate::peers::{Devices, PeerSettings, Peers};
 use crate::precision::Compute;
 use crate::schedule::{Plateau, Schedule};
 
@@ -117,6 +119,26 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub no_tui: bool,
+    /// Data-parallel peers: a count (`2`: the first two GPUs; on the CPU, two peers sharing it)
+    /// or device indices (`0,1`; repeat one to put several peers on it). --batch-size stays the
+    /// whole batch: each peer steps on an equal share of it.
+    #[arg(long, default_value = "1")]
+    #[serde(default)]
+    pub devices: Devices,
+    /// Threads for each peer's kernels [default: the cores shared out among the peers].
+    #[arg(long)]
+    #[serde(default)]
+    pub peer_threads: Option<usize>,
+    /// Seconds to wait for the peers' step before giving the run up.
+    #[arg(long, default_value_t = DEFAULT_PEER_TIMEOUT)]
+    #[serde(default = "default_peer_timeout")]
+    pub peer_timeout: u64,
+}
+
+const DEFAULT_PEER_TIMEOUT: u64 = 600;
+
+fn default_peer_timeout() -> u64 {
+    DEFAULT_PEER_TIMEOUT
 }
 
 /// The learning rate a fresh run starts at without --lr: the paper's.
@@ -177,6 +199,18 @@ pub fn train<B: AutodiffBackend>(
     if opts.batch_size == 0 || opts.epochs == 0 || opts.checkpoint_every == 0 {
         bail!("--batch-size, --epochs and --checkpoint-every must be at least 1");
     }
+    let peers = opts.devices.peers();
+    if !opts.batch_size.is_multiple_of(peers) {
+        bail!(
+            "--batch-size {} does not split into {peers} equal shares (--devices {})",
+            opts.batch_size,
+            opts.devices
+        );
+    }
+    let devices = opts.devices.resolve::<B>(device, backend.kind == BackendKind::Cpu)?;
+    // The first peer's device: the model is initialised, validated and saved there.
+    let home = devices[0].clone();
+    let device = &home;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     if !opts.resume {
         // The whole recipe, so that the run can be repeated from its folder.
@@ -203,9 +237,20 @@ pub fn train<B: AutodiffBackend>(
         val_loader = val_loader.cached(Transform::Center, dir)?;
     }
 
-    let Start { mut model, optim, mut schedule, mut history, first_epoch } =
+    let Start { model, optim, mut schedule, mut history, first_epoch } =
         start::<B>(opts, &config, &classes, device, backend)?;
-    let mut stepper = Stepper::new(optim, opts.precision, device);
+    let mut replicas = if devices.len() == 1 {
+        Replicas::One { model: Some(model), stepper: Stepper::new(optim, opts.precision, device) }
+    } else {
+        let threads_per_peer = opts.peer_threads.unwrap_or(default_workers() / peers).max(1);
+        eprintln!(
+            "{peers} data-parallel peers, {} images each per step, {threads_per_peer} threads each: {devices:?}",
+            opts.batch_size / peers
+        );
+        let timeout = Duration::from_secs(opts.peer_timeout);
+        let settings = PeerSettings { devices, threads_per_peer, timeout };
+        Replicas::Peers(Peers::start(model, optim, opts.precision, settings)?)
+    };
     let mut dashboard = Dashboard::new(tui, opts.epochs, first_epoch - 1);
     let mut last_checkpoint = (first_epoch > 1).then(|| first_epoch - 1);
     let mut best_top1 = history.iter().map(|m| m.val_top1).fold(f64::NEG_INFINITY, f64::max);
@@ -214,8 +259,8 @@ pub fn train<B: AutodiffBackend>(
         // Seeded per epoch, so a resumed run draws the same dropout masks as an uninterrupted one.
         B::seed(device, opts.seed.wrapping_add(epoch as u64));
         let pass = Pass { epoch, lr: schedule.lr(), last_checkpoint };
-        let trained;
-        (model, trained) = train_epoch(model, &mut stepper, &train_loader, opts, pass, &mut dashboard)?;
+        let trained = train_epoch(&mut replicas, &train_loader, opts, pass, &mut dashboard)?;
+        let (model, optim) = replicas.current()?;
         let val = evaluate(
             &model.valid(),
             &val_loader,
@@ -270,7 +315,7 @@ pub fn train<B: AutodiffBackend>(
             checkpoint::save(
                 &opts.out,
                 &model,
-                &stepper.optim,
+                &optim,
                 checkpoint::State {
                     epoch,
                     options: opts.clone(),
@@ -294,6 +339,7 @@ pub fn train<B: AutodiffBackend>(
         eprintln!("{skipped_files} unreadable image files were skipped");
     }
     history.last().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;
+    let (model, _) = replicas.current()?;
     let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
     let saved = SavedModel { model: model.valid(), info };
     let weights = opts.out.join("model.safetensors");
@@ -326,6 +372,10 @@ fn start<B: AutodiffBackend>(
     B::seed(device, opts.seed);
     let model: AlexNet<B> = config.init(device);
     backend.check_fits(&model)?;
+    // Burn draws a fresh model's weights lazily, on first use. Left to the first step, they were
+    // drawn twice: in the forward pass's copy of the model and again, differently, in the model
+    // that step updated, so the first gradient was applied to weights it was not computed for.
+    draw_weights(&model);
     let optim = sgd::<B>(opts.momentum, opts.weight_decay);
     let lr = opts.initial_lr();
     let schedule = match opts.lr_schedule {
@@ -360,6 +410,20 @@ fn start<B: AutodiffBackend>(
     Ok(start)
 }
 
+/// Draws the weights of a model fresh from `init` (Burn draws them lazily, on first use), from
+/// the backend's generator as it is now.
+pub fn draw_weights<B: Backend, M: Module<B>>(model: &M) {
+    model.visit(&mut DrawWeights);
+}
+
+struct DrawWeights;
+
+impl<B: Backend> ModuleVisitor<B> for DrawWeights {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
 /// Which epoch a pass over the training set is, at which rate.
 #[derive(Clone, Copy)]
 struct Pass {
@@ -376,16 +440,50 @@ struct Trained {
     data_wait: f64,
 }
 
-/// One pass over the training set in a seeded random order, every batch through `stepper`,
+/// The model being trained: stepped on this thread, or as a replica per data-parallel peer.
+// One value per run: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Replicas<B: AutodiffBackend, O> {
+    /// `None` only after a failed step.
+    One {
+        model: Option<AlexNet<B>>,
+        stepper: Stepper<B, O>,
+    },
+    Peers(Peers<B, O>),
+}
+
+impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static> Replicas<B, O> {
+    fn step(&mut self, batch: Batch, lr: f64, meter: &mut Meter<B::InnerBackend>) -> Result<()> {
+        match self {
+            Replicas::One { model, stepper } => {
+                let before = model.take().context("a failed step lost the model")?;
+                *model = Some(stepper.step(before, batch, lr, meter)?);
+                Ok(())
+            }
+            Replicas::Peers(peers) => peers.step(batch, lr, meter),
+        }
+    }
+
+    /// The model and optimizer state now (the first peer's: every replica is the same).
+    fn current(&mut self) -> Result<(AlexNet<B>, O)> {
+        match self {
+            Replicas::One { model, stepper } => {
+                Ok((model.clone().context("a failed step lost the model")?, stepper.optim.clone()))
+            }
+            Replicas::Peers(peers) => peers.snapshot(0),
+        }
+    }
+}
+
+/// One pass over the training set in a seeded random order, every batch through `replicas`,
 /// progress to `dashboard`.
-fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>>(
-    mut model: AlexNet<B>,
-    stepper: &mut Stepper<B, O>,
+fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
+    replicas: &mut Replicas<B, O>,
     loader: &Loader,
     opts: &TrainOptions,
     pass: Pass,
     dashboard: &mut Dashboard,
-) -> Result<(AlexNet<B>, Trained)> {
+) -> Result<Trained> {
     let Pass { epoch, lr, last_checkpoint } = pass;
     let started = Instant::now();
     let order = epoch_order(loader.folder().len(), opts.seed, epoch);
@@ -397,7 +495,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>>(
     for (i, batch) in loader.batches(order, opts.batch_size, transform).into_iter().enumerate() {
         data_wait += waiting.elapsed().as_secs_f64();
         if !batch.is_empty() {
-            model = stepper.step(model, batch, lr, &mut meter);
+            replicas.step(batch, lr, &mut meter)?;
         }
         for warning in loader.skipped.take_new() {
             dashboard.note(warning);
@@ -432,7 +530,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>>(
         bail!("no readable training images");
     }
     check_finite(means.loss, epoch)?;
-    Ok((model, Trained { means, seconds: started.elapsed().as_secs_f64(), data_wait }))
+    Ok(Trained { means, seconds: started.elapsed().as_secs_f64(), data_wait })
 }
 
 fn check_compatible(state: &checkpoint::State, opts: &TrainOptions, classes: &[String]) -> Result<()> {
@@ -466,12 +564,26 @@ pub struct Stepper<B: AutodiffBackend, O> {
     pub loss: CrossEntropyLoss<B>,
     pub precision: Compute,
     pub device: B::Device,
+    /// A data-parallel peer's id: its gradients are averaged with the other peers' before the
+    /// step (see [`crate::peers`]).
+    pub peer: Option<PeerId>,
 }
 
 impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
     /// The paper's optimizer (see [`sgd`]) and cross-entropy.
     pub fn new(optim: O, precision: Compute, device: &B::Device) -> Self {
-        Self { optim, loss: CrossEntropyLossConfig::new().init(device), precision, device: device.clone() }
+        Self {
+            optim,
+            loss: CrossEntropyLossConfig::new().init(device),
+            precision,
+            device: device.clone(),
+            peer: None,
+        }
+    }
+
+    /// Steps as data-parallel peer `peer`: with the mean of every peer's gradients.
+    pub fn synced(self, peer: PeerId) -> Self {
+        Self { peer: Some(peer), ..self }
     }
 
     /// One SGD step on `batch` at `lr`; the batch's loss and hits go to `meter` (on the device).
@@ -481,7 +593,7 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
         batch: Batch,
         lr: f64,
         meter: &mut Meter<B::InnerBackend>,
-    ) -> AlexNet<B> {
+    ) -> Result<AlexNet<B>> {
         let targets: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
         let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [batch.len()]), &self.device);
         self.step_on(model, preprocess::batch_from_flat(batch.inputs, &self.device), targets, lr, meter)
@@ -495,13 +607,18 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
         targets: Tensor<B, 1, Int>,
         lr: f64,
         meter: &mut Meter<B::InnerBackend>,
-    ) -> AlexNet<B> {
+    ) -> Result<AlexNet<B>> {
         let images = self.precision.input(images);
         let logits = self.precision.weights(&model).forward(images).cast(FloatDType::F32);
         let loss = self.loss.forward(logits.clone(), targets.clone());
         meter.add(loss.clone().inner(), logits.inner(), targets.inner());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        self.optim.step(lr, model, grads)
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        if let Some(peer) = self.peer {
+            grads = grads
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                .map_err(|e| anyhow::anyhow!("averaging the gradients with the other peers: {e:?}"))?;
+        }
+        Ok(self.optim.step(lr, model, grads))
     }
 }
 

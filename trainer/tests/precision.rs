@@ -43,7 +43,7 @@ fn three_steps(precision: Compute) -> (Vec<f64>, Vec<f32>, AlexNet<B>) {
     let mut losses = Vec::new();
     for _ in 0..3 {
         let mut meter = Meter::default();
-        model = stepper.step(model, batch.clone(), 0.01, &mut meter);
+        model = stepper.step(model, batch.clone(), 0.01, &mut meter).unwrap();
         losses.push(meter.read().unwrap().loss);
     }
     (losses, before, model)

@@ -155,3 +155,43 @@ fn resumed_run_matches_an_uninterrupted_one() {
     );
     assert!(!c.path().join("metrics.csv").exists(), "an epoch ran");
 }
+
+/// `--devices 2` on the CPU: two peers sharing it train like one device (the same SGD on the
+/// whole batch, float sums in another order), resume exactly, and refuse a batch that does not
+/// split evenly.
+#[test]
+fn two_peers_train_like_one_and_resume() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // No dropout: peers sharing the CPU draw their masks from one generator in no fixed order.
+    let small = |out: &Path, extra: &[&str]| {
+        let mut args =
+            vec!["--width", "0.125", "--max-classes", "2", "--train-per-class", "16", "--dropout", "0"];
+        args.extend(["--val-per-class", "8", "--batch-size", "8", "--epochs", "2"]);
+        args.extend(extra);
+        options(out, &args)
+    };
+    let run = |opts: &TrainOptions| train::<B>(opts, &Default::default(), Chosen::cpu(), false);
+    let a = tempfile::tempdir().unwrap();
+    let one = run(&small(a.path(), &[])).unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let two = run(&small(b.path(), &["--devices", "2"])).unwrap();
+    let c = tempfile::tempdir().unwrap();
+    run(&small(c.path(), &["--devices", "2", "--epochs", "1"])).unwrap();
+    let resumed = run(&small(c.path(), &["--devices", "2", "--resume"])).unwrap();
+
+    assert_eq!(two.history.len(), 2);
+    for ((x, y), z) in one.history.iter().zip(&two.history).zip(&resumed.history) {
+        for (name, p, q, r) in [
+            ("train_loss", x.train_loss, y.train_loss, z.train_loss),
+            ("val_loss", x.val_loss, y.val_loss, z.val_loss),
+            ("val_top1", x.val_top1, y.val_top1, z.val_top1),
+        ] {
+            assert!((p - q).abs() <= 1e-3 * p.abs().max(1.0), "epoch {}: {name} one {p} vs two {q}", x.epoch);
+            assert!((q - r).abs() <= 1e-6 * q.abs().max(1.0), "epoch {}: {name} {q} vs resumed {r}", x.epoch);
+        }
+    }
+
+    let d = tempfile::tempdir().unwrap();
+    let err = run(&small(d.path(), &["--devices", "2", "--batch-size", "7"])).unwrap_err();
+    assert_eq!(err.to_string(), "--batch-size 7 does not split into 2 equal shares (--devices 2)");
+}

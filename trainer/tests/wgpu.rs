@@ -105,7 +105,7 @@ fn three_steps<B: AutodiffBackend>(
     let mut losses = Vec::new();
     for _ in 0..3 {
         let mut meter = Meter::default();
-        model = stepper.step(model, batch.clone(), 0.01, &mut meter);
+        model = stepper.step(model, batch.clone(), 0.01, &mut meter).unwrap();
         losses.push(meter.read().unwrap().loss as f32);
     }
     (losses, model.valid())

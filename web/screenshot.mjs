@@ -1,0 +1,59 @@
+// The README's picture of the page (docs/screenshot.png): the shipped model in headless Debian
+// Chromium on its CPU path, classifying two of the committable photos, one of them opened to show
+// what the network sees.
+//
+//   (cd web && node screenshot.mjs [OUT.png])     after `trunk build --release`
+//
+// The photos are not Imagenette's (those may not be committed, even inside a picture): the model
+// knows only its 10 classes, and the page says so beside a low-confidence answer.
+
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import { chromium } from "playwright-core";
+
+const root = path.resolve(import.meta.dirname, "..");
+const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
+const photos = path.join(process.env.ALEXNET_DATA || path.join(root, "../shared/data"), "photos");
+const out = path.resolve(process.argv[2] || path.join(root, "docs/screenshot.png"));
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json", ".jpg": "image/jpeg" };
+
+const server = http.createServer((req, res) => {
+  const name = new URL(req.url, "http://x").pathname;
+  const file = path.join(dist, name === "/" ? "index.html" : name);
+  if (!file.startsWith(dist) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-screenshot-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1100, height: 900 },
+  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120000 });
+  for (const photo of ["coffee.png", "rocket.jpg"]) {
+    const done = await page.evaluate(() => Number(document.body.dataset.classified || 0));
+    await page.setInputFiles("input[type=file]", path.join(photos, photo));
+    await page.waitForFunction((n) => Number(document.body.dataset.classified || 0) > n, done, { timeout: 120000 });
+  }
+  await page.click("[data-testid=shot]:first-child [data-testid=explain]");
+  await page.waitForSelector("[data-testid=shot]:first-child [data-testid=inside] figure", { timeout: 120000 });
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  await page.screenshot({ path: out, fullPage: true });
+  console.log(out);
+} finally {
+  await context.close();
+  server.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
