@@ -18,7 +18,7 @@ use std::time::Duration;
 use alexnet::AlexNet;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::collective::{self, CollectiveConfig, PeerId};
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::optim::Optimizer;
 use burn::tensor::backend::{AutodiffBackend, Backend, Device, DeviceId};
 use burn::tensor::Tensor;
@@ -28,7 +28,7 @@ use crate::backend::panic_message;
 use crate::data::Batch;
 use crate::metrics::Meter;
 use crate::precision::Compute;
-use crate::train::Stepper;
+use crate::train::{draw_weights, Stepper};
 
 /// The devices of `--devices`: a count (`4`: the first four devices) or device indices (`0,2`).
 /// On the CPU every peer shares the one device; on a GPU an index may repeat (`0,0`: two peers
@@ -139,6 +139,8 @@ enum Reply<B: AutodiffBackend, O> {
     Stepped(Option<(Tensor<B::InnerBackend, 1>, usize)>),
     Snapshot(Box<(AlexNet<B>, O)>),
     Failed(String),
+    /// The peer has left the collective (after the coordinator went).
+    Finished,
 }
 
 /// How a peer runs: its device and the rayon threads it computes with.
@@ -173,9 +175,9 @@ where
     ) -> Result<Self> {
         let PeerSettings { devices, threads_per_peer, timeout } = settings;
         let peers = devices.len();
-        // Drawn once, here: clones of a model whose weights are still to be drawn (Burn draws
-        // them lazily, on first use) would each draw their own.
-        let model = model.map(&mut Replicate { device: devices[0].clone() });
+        // Drawn once, here (a no-op for `train`'s models, drawn at the start): clones of a model
+        // whose weights are still to be drawn would each draw their own.
+        draw_weights(&model);
 
         // A previous run in this process (tests) may have left peers registered.
         collective::reset_collective::<B::InnerBackend>();
@@ -193,7 +195,7 @@ where
                 id,
                 peers,
                 device: device.clone(),
-                model: model.clone().map(&mut Replicate { device: device.clone() }),
+                model: model.clone().fork(device),
                 optim: optim.clone(),
                 precision,
             };
@@ -268,22 +270,22 @@ where
     }
 }
 
-/// A replica's weights: copied to `device` into buffers of its own, under the same parameter ids
-/// (the all-reduce pairs gradients by id).
-struct Replicate<D> {
-    device: D,
-}
-
-impl<B: Backend> ModuleMapper<B> for Replicate<B::Device> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        param.map(|tensor| {
-            let copy = Tensor::from_data(tensor.to_data(), &self.device);
-            if tensor.is_require_grad() {
-                copy.require_grad()
-            } else {
-                copy
+impl<B: AutodiffBackend, O> Drop for Peers<B, O> {
+    /// Lets the peers leave the collective before it can be used again (a later run in this
+    /// process would otherwise see them unregister its own peers of the same ids). A peer that
+    /// failed never answers: the wait for it is bounded.
+    fn drop(&mut self) {
+        self.requests.clear();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut finished = 0;
+        while finished < self.devices.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.replies.recv_timeout(left) {
+                Ok((_, Reply::Finished)) => finished += 1,
+                Ok(_) => {}
+                Err(_) => break,
             }
-        })
+        }
     }
 }
 
@@ -306,6 +308,7 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Peer<B, O> {
         let failure = match served {
             Ok(Ok(())) => {
                 let _ = collective::finish_collective::<B::InnerBackend>(peer);
+                let _ = reply.send((id, Reply::Finished));
                 return;
             }
             Ok(Err(e)) => format!("{e:#}"),
