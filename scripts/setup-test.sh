@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, when missing: PyTorch and torchvision from Debian (the
 # reference for the parity tests), Chromium for the browser tests, Mesa's lavapipe (a software
-# Vulkan GPU) for the wgpu tests, the page's build tools
+# Vulkan GPU) for the wgpu tests, OpenMPI and libclang for the trainer's `mpi` feature and its
+# `mpirun` tests, the page's build tools
 # (scripts/setup-web.sh), and the browser tests' npm package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,10 @@ apt_missing=()
 [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 # Mesa's lavapipe: a Vulkan GPU emulated on the CPU, for the wgpu tests.
 ls /usr/share/vulkan/icd.d/lvp_icd.* >/dev/null 2>&1 || apt_missing+=(mesa-vulkan-drivers)
+# OpenMPI (mpirun, and the headers the `mpi` crate binds to through libclang).
+command -v mpirun >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] \
+  || apt_missing+=(openmpi-bin libopenmpi-dev)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || apt_missing+=(libclang-dev)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing ${apt_missing[*]}"
   $sudo apt-get update -q

@@ -79,3 +79,20 @@ pub fn small_model(num_classes: usize) -> SavedModel<TestBackend> {
     let labels = (0..num_classes).map(|i| Label { name: format!("class {i}"), wnid: None }).collect();
     SavedModel { model: config.init(&device()), info: ModelInfo::new(config, labels) }
 }
+
+/// The largest difference between `a` and `b`, relative to the largest magnitude in `a`.
+pub fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+}
+
+/// Every parameter of `model` by name, as f32 values.
+pub fn parameters<B: burn::tensor::backend::Backend>(model: &alexnet::AlexNet<B>) -> Vec<(String, Vec<f32>)> {
+    use burn_store::ModuleSnapshot;
+    model
+        .collect(None, None, false)
+        .iter()
+        .map(|p| (p.full_path(), p.to_data().unwrap().convert::<f32>().to_vec().unwrap()))
+        .collect()
+}

@@ -35,6 +35,8 @@ pub struct BatchStatus {
 
 pub struct Dashboard {
     tui: Option<Tui>,
+    /// Whether batch and epoch lines are printed (false on MPI ranks other than 0; notes are).
+    progress: bool,
     epochs: usize,
     /// Epoch summaries and notes, printed once the TUI has left the screen.
     log: Vec<String>,
@@ -77,7 +79,13 @@ impl Dashboard {
             }
             Tui { renderer, interrupter, iteration: 0, last_update: Instant::now() }
         });
-        Self { tui, epochs, log: Vec::new() }
+        Self { tui, progress: true, epochs, log: Vec::new() }
+    }
+
+    /// Without batch and epoch lines when `progress` is false (warnings still show).
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
     }
 
     pub fn is_tui(&self) -> bool {
@@ -103,6 +111,9 @@ impl Dashboard {
     }
 
     pub fn batch(&mut self, s: &BatchStatus) {
+        if !self.progress {
+            return;
+        }
         let (all, recent) = (&s.epoch_means, &s.recent);
         let Some(tui) = &mut self.tui else {
             let eta = s.elapsed_seconds / s.batch as f64 * (s.batches - s.batch) as f64;
@@ -145,6 +156,9 @@ impl Dashboard {
     }
 
     pub fn end_epoch(&mut self, m: &EpochMetrics) {
+        if !self.progress {
+            return;
+        }
         let line = format!(
             "epoch {}/{}: train loss {:.4} top-1 {:.1}% | val loss {:.4} top-1 {:.1}% top-5 {:.1}% | lr {:.2e} | {:.1} img/s | {:.0}s ({:.0}s waiting for data)",
             m.epoch, self.epochs, m.train_loss, m.train_top1 * 100.0, m.val_loss, m.val_top1 * 100.0,

@@ -13,5 +13,6 @@ pub mod gpu;
 pub mod metrics;
 pub mod peers;
 pub mod precision;
+pub mod ranks;
 pub mod schedule;
 pub mod train;

@@ -12,7 +12,8 @@ use trainer::backend::{self, BackendKind, Chosen, Job};
 use trainer::data::{ImageFolder, Loader};
 use trainer::eval::{evaluate, match_classes, predict_file};
 use trainer::precision::Compute;
-use trainer::train::{train, TrainOptions};
+use trainer::ranks::Ranks;
+use trainer::train::{train_ranked, TrainOptions};
 
 #[derive(Parser)]
 #[command(version, about = "AlexNet in Burn: train, evaluate, predict, import, convert, benchmark")]
@@ -127,11 +128,22 @@ impl Job for Run {
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: Chosen) -> Result<()> {
         match self.0 {
             Command::Train(options) => {
+                // One of several processes when started by mpirun (feature `mpi`).
+                let ranks = Ranks::join()?;
                 // The dashboard draws on stdout and needs a terminal to read its keys from.
-                let tui =
-                    !options.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
-                let summary = train::<B>(&options, &device, backend, tui)?;
-                if let Some(last) = summary.history.last() {
+                let tui = !options.no_tui
+                    && ranks.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::io::stdin().is_terminal();
+                let summary =
+                    match (train_ranked::<B>(&options, &device, backend, tui, ranks.as_ref()), &ranks) {
+                        // The other ranks would wait for this one forever.
+                        (Err(e), Some(ranks)) => ranks.abort(&format!("{e:#}")),
+                        (result, _) => result?,
+                    };
+                if let Some(last) =
+                    summary.history.last().filter(|_| ranks.as_ref().is_none_or(Ranks::is_writer))
+                {
                     println!(
                         "epoch {}: val top-1 {:.2}%, top-5 {:.2}% -> {}",
                         last.epoch,

@@ -18,6 +18,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,7 @@ use crate::eval::evaluate;
 use crate::metrics::{self, EpochMetrics, Means, Meter};
 use crate::peers::{Devices, PeerSettings, Peers};
 use crate::precision::Compute;
+use crate::ranks::{average_gradients, share_of_order, Ranks};
 use crate::schedule::{Plateau, Schedule};
 
 /// How the learning rate falls.
@@ -182,6 +184,20 @@ pub fn train<B: AutodiffBackend>(
     backend: Chosen,
     tui: bool,
 ) -> Result<TrainSummary> {
+    train_ranked::<B>(opts, device, backend, tui, None)
+}
+
+/// [`train`] as one of the processes of an MPI job (`ranks`; see [`crate::ranks`]), or alone.
+/// Every rank returns the same summary; only rank 0 wrote its files.
+pub fn train_ranked<B: AutodiffBackend>(
+    opts: &TrainOptions,
+    device: &B::Device,
+    backend: Chosen,
+    tui: bool,
+    ranks: Option<&Ranks>,
+) -> Result<TrainSummary> {
+    let writer = ranks.is_none_or(Ranks::is_writer);
+    let processes = ranks.map_or(1, Ranks::size);
     let train_set =
         ImageFolder::scan(&opts.data.join("train"))?.subset(opts.max_classes, opts.train_per_class);
     let val_set = ImageFolder::scan(&opts.data.join("val"))?.subset(opts.max_classes, opts.val_per_class);
@@ -207,26 +223,61 @@ pub fn train<B: AutodiffBackend>(
             opts.devices
         );
     }
-    let devices = opts.devices.resolve::<B>(device, backend.kind == BackendKind::Cpu)?;
+    if !opts.batch_size.is_multiple_of(processes) {
+        bail!(
+            "--batch-size {} does not split into {processes} equal shares (mpirun -np {processes})",
+            opts.batch_size
+        );
+    }
+    if processes > 1 && peers > 1 {
+        bail!(
+            "--devices {}: under mpirun each process trains on one device (start one process per device)",
+            opts.devices
+        );
+    }
+    let devices = match ranks {
+        None => opts.devices.resolve::<B>(device, backend.kind == BackendKind::Cpu)?,
+        Some(ranks) => rank_device::<B>(ranks, opts, device, backend)?,
+    };
     // The first peer's device: the model is initialised, validated and saved there.
     let home = devices[0].clone();
     let device = &home;
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
-    if !opts.resume {
+    if writer {
+        std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    }
+    if !opts.resume && writer {
         // The whole recipe, so that the run can be repeated from its folder.
         let run_json = opts.out.join("run.json");
         std::fs::write(&run_json, serde_json::to_vec_pretty(opts)?)
             .with_context(|| format!("writing {}", run_json.display()))?;
     }
-    eprintln!(
-        "training {} AlexNet (width {}) on {}: {} classes, {} train / {} val images",
-        config.preset,
-        config.width,
-        backend.kind,
-        classes.len(),
-        train_set.len(),
-        val_set.len()
-    );
+    if writer {
+        eprintln!(
+            "training {} AlexNet (width {}) on {}: {} classes, {} train / {} val images",
+            config.preset,
+            config.width,
+            backend.kind,
+            classes.len(),
+            train_set.len(),
+            val_set.len()
+        );
+    }
+    let val_set = match ranks {
+        Some(ranks) => {
+            if writer {
+                eprintln!(
+                    "{processes} processes (MPI), {} images each per step",
+                    opts.batch_size / processes
+                );
+            }
+            if val_set.len() < processes {
+                bail!("{} validation images cannot be shared among {processes} processes", val_set.len());
+            }
+            // Each rank validates its share of the images; the counts are summed.
+            val_set.every_nth(ranks.rank(), processes)
+        }
+        None => val_set,
+    };
 
     let norm = Normalization::IMAGENET;
     let mut train_loader = Loader::new(train_set, opts.workers, norm)?;
@@ -238,8 +289,10 @@ pub fn train<B: AutodiffBackend>(
     }
 
     let Start { model, optim, mut schedule, mut history, first_epoch } =
-        start::<B>(opts, &config, &classes, device, backend)?;
-    let mut replicas = if devices.len() == 1 {
+        start::<B>(opts, &config, &classes, device, backend, ranks)?;
+    let mut replicas = if let Some(ranks) = ranks {
+        Replicas::Ranks { model: Some(model), stepper: Stepper::new(optim, opts.precision, device), ranks }
+    } else if devices.len() == 1 {
         Replicas::One { model: Some(model), stepper: Stepper::new(optim, opts.precision, device) }
     } else {
         let threads_per_peer = opts.peer_threads.unwrap_or(default_workers() / peers).max(1);
@@ -251,13 +304,15 @@ pub fn train<B: AutodiffBackend>(
         let settings = PeerSettings { devices, threads_per_peer, timeout };
         Replicas::Peers(Peers::start(model, optim, opts.precision, settings)?)
     };
-    let mut dashboard = Dashboard::new(tui, opts.epochs, first_epoch - 1);
+    let mut dashboard = Dashboard::new(tui, opts.epochs, first_epoch - 1).with_progress(writer);
     let mut last_checkpoint = (first_epoch > 1).then(|| first_epoch - 1);
     let mut best_top1 = history.iter().map(|m| m.val_top1).fold(f64::NEG_INFINITY, f64::max);
     let run_started = Instant::now();
     for epoch in first_epoch..=opts.epochs {
-        // Seeded per epoch, so a resumed run draws the same dropout masks as an uninterrupted one.
-        B::seed(device, opts.seed.wrapping_add(epoch as u64));
+        // Seeded per epoch, so a resumed run draws the same dropout masks as an uninterrupted one;
+        // and per rank, so that ranks do not drop the same units of their images.
+        let rank = ranks.map_or(0, Ranks::rank) as u64;
+        B::seed(device, opts.seed.wrapping_add(epoch as u64).wrapping_add(rank << 32));
         let pass = Pass { epoch, lr: schedule.lr(), last_checkpoint };
         let trained = train_epoch(&mut replicas, &train_loader, opts, pass, &mut dashboard)?;
         let (model, optim) = replicas.current()?;
@@ -270,6 +325,9 @@ pub fn train<B: AutodiffBackend>(
             opts.batch_size,
             device,
         )?;
+        let val_seconds = val.seconds;
+        let val =
+            across_ranks(ranks, Means { images: val.images, loss: val.loss, top1: val.top1, top5: val.top5 });
         for warning in val_loader.skipped.take_new() {
             dashboard.note(warning);
         }
@@ -283,52 +341,59 @@ pub fn train<B: AutodiffBackend>(
             val_top1: val.top1,
             val_top5: val.top5,
             images_per_sec: trained.means.images as f64 / trained.seconds,
-            seconds: trained.seconds + val.seconds,
+            seconds: trained.seconds + val_seconds,
             data_wait_seconds: trained.data_wait,
         };
         dashboard.end_epoch(&metrics);
         history.push(metrics);
-        if schedule.end_epoch(epoch, val.top1_error) {
+        if schedule.end_epoch(epoch, 1.0 - val.top1) && writer {
             dashboard.note(format!("learning rate now {}", schedule.lr()));
         }
-        metrics::write_all(&opts.out, &history)?;
-        for loader in [&train_loader, &val_loader] {
-            if loader.write_cache_if_complete()? {
-                dashboard.note(format!(
-                    "decoded {} images: cached for later runs",
-                    loader.folder().root.display()
-                ));
-            }
-        }
-        if val.top1 > best_top1 {
-            best_top1 = val.top1;
-            let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
-            SavedModel { model: model.valid(), info }
-                .save(&opts.out.join("model-best.safetensors"), Precision::F32)?;
-        }
-        // Stop when another epoch like this one would overrun the time limit.
+        // Stop when another epoch like this one would overrun the time limit (when any rank
+        // would: they stop together).
         let out_of_time = opts.time_limit.is_some_and(|limit| {
             let elapsed = run_started.elapsed().as_secs_f64();
             elapsed + elapsed / (epoch + 1 - first_epoch) as f64 > limit * 60.0
         });
-        if epoch % opts.checkpoint_every == 0 || epoch == opts.epochs || out_of_time {
-            checkpoint::save(
-                &opts.out,
-                &model,
-                &optim,
-                checkpoint::State {
-                    epoch,
-                    options: opts.clone(),
-                    classes: classes.clone(),
-                    schedule: schedule.clone(),
-                    history: history.clone(),
-                    checksums: Default::default(),
-                },
-            )?;
-            last_checkpoint = Some(epoch);
+        let out_of_time = across_ranks_any(ranks, out_of_time);
+        // Rank 0 alone writes the run folder.
+        if writer {
+            metrics::write_all(&opts.out, &history)?;
+            for loader in [&train_loader, &val_loader] {
+                if loader.write_cache_if_complete()? {
+                    dashboard.note(format!(
+                        "decoded {} images: cached for later runs",
+                        loader.folder().root.display()
+                    ));
+                }
+            }
+            if val.top1 > best_top1 {
+                best_top1 = val.top1;
+                let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
+                SavedModel { model: model.valid(), info }
+                    .save(&opts.out.join("model-best.safetensors"), Precision::F32)?;
+            }
+            if epoch % opts.checkpoint_every == 0 || epoch == opts.epochs || out_of_time {
+                checkpoint::save(
+                    &opts.out,
+                    &model,
+                    &optim,
+                    checkpoint::State {
+                        epoch,
+                        options: opts.clone(),
+                        classes: classes.clone(),
+                        schedule: schedule.clone(),
+                        history: history.clone(),
+                        checksums: Default::default(),
+                    },
+                )?;
+                last_checkpoint = Some(epoch);
+            }
         }
         if out_of_time && epoch < opts.epochs {
-            dashboard.note(format!("stopping after epoch {epoch}: the next one would pass --time-limit"));
+            if writer {
+                dashboard.note(format!("stopping after epoch {epoch}: the next one would pass --time-limit"));
+            }
             break;
         }
     }
@@ -339,16 +404,18 @@ pub fn train<B: AutodiffBackend>(
         eprintln!("{skipped_files} unreadable image files were skipped");
     }
     history.last().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;
-    let (model, _) = replicas.current()?;
-    let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
-    let saved = SavedModel { model: model.valid(), info };
     let weights = opts.out.join("model.safetensors");
     let weights_f16 = opts.out.join("model-f16.safetensors");
     let weights_int8 = opts.out.join("model-int8.safetensors");
-    saved.save(&weights, Precision::F32)?;
-    saved.save(&weights_f16, Precision::F16)?;
-    saved.save(&weights_int8, Precision::Int8)?;
-    eprintln!("saved {}, {} and {}", weights.display(), weights_f16.display(), weights_int8.display());
+    if writer {
+        let (model, _) = replicas.current()?;
+        let info = model_info(opts, &config, &class_labels, &classes, backend.kind, &history)?;
+        let saved = SavedModel { model: model.valid(), info };
+        saved.save(&weights, Precision::F32)?;
+        saved.save(&weights_f16, Precision::F16)?;
+        saved.save(&weights_int8, Precision::Int8)?;
+        eprintln!("saved {}, {} and {}", weights.display(), weights_f16.display(), weights_int8.display());
+    }
     Ok(TrainSummary { history, weights, weights_f16, weights_int8, skipped_files })
 }
 
@@ -367,6 +434,7 @@ fn start<B: AutodiffBackend>(
     classes: &[String],
     device: &B::Device,
     backend: Chosen,
+    ranks: Option<&Ranks>,
 ) -> Result<Start<B, impl Optimizer<AlexNet<B>, B>>> {
     // Seeded before drawing the initial weights, so --seed repeats a run exactly.
     B::seed(device, opts.seed);
@@ -382,7 +450,11 @@ fn start<B: AutodiffBackend>(
         ScheduleKind::Plateau => Schedule::Plateau(Plateau::new(lr, opts.patience)),
         ScheduleKind::Step => Schedule::Step { base_lr: lr, every: opts.step_every, factor: 10.0, lr },
     };
-    let start = if opts.resume {
+    let writer = ranks.is_none_or(Ranks::is_writer);
+    let start = if !writer {
+        // Receives rank 0's start below.
+        Start { model, optim, schedule, history: Vec::new(), first_epoch: 1 }
+    } else if opts.resume {
         let loaded = checkpoint::load(&opts.out, model, optim, device)?;
         let state = loaded.state;
         check_compatible(&state, opts, classes)?;
@@ -406,8 +478,86 @@ fn start<B: AutodiffBackend>(
     } else {
         Start { model, optim, schedule, history: Vec::new(), first_epoch: 1 }
     };
-    checkpoint::check_writable(&opts.out)?;
-    Ok(start)
+    if writer {
+        checkpoint::check_writable(&opts.out)?;
+    }
+    match ranks {
+        Some(ranks) => share_start(ranks, start, device),
+        None => Ok(start),
+    }
+}
+
+/// Rank 0's start (its weights, optimizer state and schedule) on every rank.
+fn share_start<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>>(
+    ranks: &Ranks,
+    start: Start<B, O>,
+    device: &B::Device,
+) -> Result<Start<B, O>> {
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let (model, optim, run) = if ranks.is_writer() {
+        let run = (&start.schedule, &start.history, start.first_epoch);
+        (
+            recorder.record(start.model.clone().into_record(), ())?,
+            recorder.record(start.optim.to_record(), ())?,
+            serde_json::to_vec(&run)?,
+        )
+    } else {
+        Default::default()
+    };
+    let (model, optim, run) = (ranks.broadcast(model), ranks.broadcast(optim), ranks.broadcast(run));
+    if ranks.is_writer() {
+        return Ok(start);
+    }
+    let (schedule, history, first_epoch) = serde_json::from_slice(&run).context("rank 0's schedule")?;
+    Ok(Start {
+        model: start.model.load_record(recorder.load(model, device).context("rank 0's weights")?),
+        optim: start.optim.load_record(recorder.load(optim, device).context("rank 0's optimizer state")?),
+        schedule,
+        history,
+        first_epoch,
+    })
+}
+
+/// The device of this rank: the CPU, or the GPU whose index is the rank's place among the job's
+/// processes on this machine.
+fn rank_device<B: AutodiffBackend>(
+    ranks: &Ranks,
+    opts: &TrainOptions,
+    device: &B::Device,
+    backend: Chosen,
+) -> Result<Vec<B::Device>> {
+    if backend.kind == BackendKind::Cpu || opts.devices != Devices::Count(1) {
+        return opts.devices.resolve::<B>(device, backend.kind == BackendKind::Cpu);
+    }
+    let local = ranks.local_rank();
+    Devices::Indices(vec![local]).resolve::<B>(device, false).with_context(|| {
+        format!(
+            "rank {} is process {local} on its machine and needs GPU {local}: start one process per GPU",
+            ranks.rank()
+        )
+    })
+}
+
+/// The means over every rank's images (`means` alone without MPI).
+fn across_ranks(ranks: Option<&Ranks>, means: Means) -> Means {
+    let Some(ranks) = ranks else { return means };
+    let n = means.images as f64;
+    let [loss, top1, top5, images] = ranks.sum(&[means.loss * n, means.top1 * n, means.top5 * n, n])[..]
+    else {
+        unreachable!("four sums")
+    };
+    if images == 0.0 {
+        return Means::default();
+    }
+    Means { images: images as usize, loss: loss / images, top1: top1 / images, top5: top5 / images }
+}
+
+/// Whether `flag` holds on any rank.
+fn across_ranks_any(ranks: Option<&Ranks>, flag: bool) -> bool {
+    match ranks {
+        Some(ranks) => ranks.sum(&[flag as u8 as f64])[0] > 0.0,
+        None => flag,
+    }
 }
 
 /// Draws the weights of a model fresh from `init` (Burn draws them lazily, on first use), from
@@ -443,31 +593,50 @@ struct Trained {
 /// The model being trained: stepped on this thread, or as a replica per data-parallel peer.
 // One value per run: the size of its variants does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Replicas<B: AutodiffBackend, O> {
+enum Replicas<'r, B: AutodiffBackend, O> {
     /// `None` only after a failed step.
     One {
         model: Option<AlexNet<B>>,
         stepper: Stepper<B, O>,
     },
     Peers(Peers<B, O>),
+    /// This process's replica in an MPI job.
+    Ranks {
+        model: Option<AlexNet<B>>,
+        stepper: Stepper<B, O>,
+        ranks: &'r Ranks,
+    },
 }
 
-impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static> Replicas<B, O> {
+impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static> Replicas<'_, B, O> {
+    /// One SGD step on `batch` (this rank's share of it under MPI, which may be empty).
     fn step(&mut self, batch: Batch, lr: f64, meter: &mut Meter<B::InnerBackend>) -> Result<()> {
         match self {
+            Replicas::One { .. } | Replicas::Peers(_) if batch.is_empty() => Ok(()),
             Replicas::One { model, stepper } => {
                 let before = model.take().context("a failed step lost the model")?;
                 *model = Some(stepper.step(before, batch, lr, meter)?);
                 Ok(())
             }
             Replicas::Peers(peers) => peers.step(batch, lr, meter),
+            Replicas::Ranks { model, stepper, ranks } => {
+                let before = model.take().context("a failed step lost the model")?;
+                let images = batch.len();
+                let grads = (images > 0).then(|| stepper.gradients(&before, batch, meter));
+                let grads = average_gradients::<B, _>(ranks, &before, grads, images, &stepper.device)?;
+                *model = Some(match grads {
+                    Some(grads) => stepper.optim.step(lr, before, grads),
+                    None => before,
+                });
+                Ok(())
+            }
         }
     }
 
     /// The model and optimizer state now (the first peer's: every replica is the same).
     fn current(&mut self) -> Result<(AlexNet<B>, O)> {
         match self {
-            Replicas::One { model, stepper } => {
+            Replicas::One { model, stepper } | Replicas::Ranks { model, stepper, .. } => {
                 Ok((model.clone().context("a failed step lost the model")?, stepper.optim.clone()))
             }
             Replicas::Peers(peers) => peers.snapshot(0),
@@ -478,7 +647,7 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static> Replicas<B, O> {
 /// One pass over the training set in a seeded random order, every batch through `replicas`,
 /// progress to `dashboard`.
 fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
-    replicas: &mut Replicas<B, O>,
+    replicas: &mut Replicas<'_, B, O>,
     loader: &Loader,
     opts: &TrainOptions,
     pass: Pass,
@@ -488,15 +657,22 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
     let started = Instant::now();
     let order = epoch_order(loader.folder().len(), opts.seed, epoch);
     let batches = order.len().div_ceil(opts.batch_size);
+    // Under MPI this rank loads only its share of each batch.
+    let ranks = match replicas {
+        Replicas::Ranks { ranks, .. } => Some(*ranks),
+        _ => None,
+    };
+    let (order, batch_size) = match ranks {
+        Some(r) => (share_of_order(&order, opts.batch_size, r.rank(), r.size()), opts.batch_size / r.size()),
+        None => (order, opts.batch_size),
+    };
     let mut meter = Meter::<B::InnerBackend>::default();
     let mut data_wait = 0.0;
     let mut waiting = Instant::now();
     let transform = Transform::Train { seed: opts.seed, epoch };
-    for (i, batch) in loader.batches(order, opts.batch_size, transform).into_iter().enumerate() {
+    for (i, batch) in loader.batches(order, batch_size, transform).into_iter().enumerate() {
         data_wait += waiting.elapsed().as_secs_f64();
-        if !batch.is_empty() {
-            replicas.step(batch, lr, &mut meter)?;
-        }
+        replicas.step(batch, lr, &mut meter)?;
         for warning in loader.skipped.take_new() {
             dashboard.note(warning);
         }
@@ -512,7 +688,8 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
                 recent,
                 epoch_means,
                 lr,
-                images_per_sec: epoch_means.images as f64 / elapsed_seconds,
+                // Under MPI the means are rank 0's share; every rank steps on as many images.
+                images_per_sec: (epoch_means.images * ranks.map_or(1, Ranks::size)) as f64 / elapsed_seconds,
                 elapsed_seconds,
             });
         }
@@ -525,7 +702,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
         }
         waiting = Instant::now();
     }
-    let means = meter.read()?;
+    let means = across_ranks(ranks, meter.read()?);
     if means.images == 0 {
         bail!("no readable training images");
     }
@@ -594,9 +771,8 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
         lr: f64,
         meter: &mut Meter<B::InnerBackend>,
     ) -> Result<AlexNet<B>> {
-        let targets: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-        let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [batch.len()]), &self.device);
-        self.step_on(model, preprocess::batch_from_flat(batch.inputs, &self.device), targets, lr, meter)
+        let (images, targets) = self.on_device(batch);
+        self.step_on(model, images, targets, lr, meter)
     }
 
     /// [`Stepper::step`] on a batch already on the device.
@@ -608,17 +784,44 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
         lr: f64,
         meter: &mut Meter<B::InnerBackend>,
     ) -> Result<AlexNet<B>> {
-        let images = self.precision.input(images);
-        let logits = self.precision.weights(&model).forward(images).cast(FloatDType::F32);
-        let loss = self.loss.forward(logits.clone(), targets.clone());
-        meter.add(loss.clone().inner(), logits.inner(), targets.inner());
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = self.gradients_on(&model, images, targets, meter);
         if let Some(peer) = self.peer {
             grads = grads
                 .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
                 .map_err(|e| anyhow::anyhow!("averaging the gradients with the other peers: {e:?}"))?;
         }
         Ok(self.optim.step(lr, model, grads))
+    }
+
+    /// The gradient of the mean loss over `batch`; its loss and hits go to `meter`.
+    pub fn gradients(
+        &self,
+        model: &AlexNet<B>,
+        batch: Batch,
+        meter: &mut Meter<B::InnerBackend>,
+    ) -> GradientsParams {
+        let (images, targets) = self.on_device(batch);
+        self.gradients_on(model, images, targets, meter)
+    }
+
+    fn on_device(&self, batch: Batch) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+        let targets: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+        let targets = Tensor::from_data(TensorData::new(targets, [batch.len()]), &self.device);
+        (preprocess::batch_from_flat(batch.inputs, &self.device), targets)
+    }
+
+    fn gradients_on(
+        &self,
+        model: &AlexNet<B>,
+        images: Tensor<B, 4>,
+        targets: Tensor<B, 1, Int>,
+        meter: &mut Meter<B::InnerBackend>,
+    ) -> GradientsParams {
+        let images = self.precision.input(images);
+        let logits = self.precision.weights(model).forward(images).cast(FloatDType::F32);
+        let loss = self.loss.forward(logits.clone(), targets.clone());
+        meter.add(loss.clone().inner(), logits.inner(), targets.inner());
+        GradientsParams::from_grads(loss.backward(), model)
     }
 }
 

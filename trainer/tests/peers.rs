@@ -14,8 +14,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
-use burn_store::ModuleSnapshot;
-use common::imagenette;
+use common::{imagenette, max_relative_difference, parameters};
 use trainer::data::Batch;
 use trainer::metrics::Meter;
 use trainer::peers::{PeerSettings, Peers};
@@ -88,14 +87,6 @@ fn model() -> AlexNet<B> {
     model
 }
 
-fn parameters(model: &AlexNet<B>) -> Vec<(String, Vec<f32>)> {
-    model
-        .collect(None, None, false)
-        .iter()
-        .map(|p| (p.full_path(), p.to_data().unwrap().convert::<f32>().to_vec().unwrap()))
-        .collect()
-}
-
 fn settings(peers: usize) -> PeerSettings<burn::backend::flex::FlexDevice> {
     PeerSettings {
         devices: vec![Default::default(); peers],
@@ -108,11 +99,6 @@ fn settings(peers: usize) -> PeerSettings<burn::backend::flex::FlexDevice> {
 /// largest |value|, and of the losses. Only the order of float sums differs (two means of 4
 /// losses averaged, against one mean of 8).
 const TOLERANCE: f32 = 1e-4;
-
-fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
-    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
-}
 
 #[test]
 fn two_peers_on_four_photos_each_equal_one_on_eight() {

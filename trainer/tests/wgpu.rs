@@ -21,7 +21,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use burn_store::ModuleSnapshot;
-use common::{imagenette, photos};
+use common::{imagenette, max_relative_difference, photos};
 use trainer::backend::{BackendKind, Chosen};
 use trainer::data::Batch;
 use trainer::gpu;
@@ -64,12 +64,6 @@ fn on_both<B: Backend>(config: AlexNetConfig, device: &B::Device) -> (SavedModel
     let saved = SavedModel { model, info: ModelInfo::new(config, names) };
     let bytes = saved.to_bytes(Precision::F32).unwrap();
     (saved, SavedModel::from_bytes(bytes, device).unwrap())
-}
-
-fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
 }
 
 fn logits<B: Backend>(model: &AlexNet<B>, inputs: &[Vec<f32>], device: &B::Device) -> Vec<f32> {
