@@ -14,9 +14,9 @@
 //! started: each would train a model of its own into the same `--out`.
 
 use anyhow::Result;
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
 /// This process's place in an MPI job.
@@ -149,17 +149,8 @@ pub trait Summable: Copy {}
 impl Summable for f32 {}
 impl Summable for f64 {}
 
-/// The parameters' ids and shapes, in module-visit order: the order every rank agrees on.
-struct ParamOrder(Vec<(ParamId, Vec<usize>)>);
-
-impl<B: Backend> ModuleVisitor<B> for ParamOrder {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.0.push((param.id, param.lazy_shape().dims::<D>().to_vec()));
-    }
-}
-
 /// Takes each parameter's gradient out of `grads` (zeros where there is none), flattened in
-/// module-visit order.
+/// module-visit order: the order every rank agrees on.
 struct Flatten<'a, B: AutodiffBackend> {
     grads: Option<&'a mut GradientsParams>,
     scale: f32,
@@ -178,6 +169,26 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Flatten<'_, B> {
             }
             None => self.out.resize(self.out.len() + param.lazy_shape().num_elements(), 0.0),
         }
+    }
+}
+
+/// The reverse of [`Flatten`]: each parameter's share of `values`, divided by `divisor`, as its
+/// gradient.
+struct Unflatten<'a, B: AutodiffBackend> {
+    values: &'a [f32],
+    divisor: f32,
+    grads: GradientsParams,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let shape = param.lazy_shape();
+        let (mine, rest) = self.values.split_at(shape.num_elements());
+        self.values = rest;
+        let mean: Vec<f32> = mine.iter().map(|v| v / self.divisor).collect();
+        let grad = Tensor::<B::InnerBackend, D>::from_data(TensorData::new(mean, shape), self.device);
+        self.grads.register::<B::InnerBackend, D>(param.id, grad);
     }
 }
 
@@ -202,34 +213,13 @@ pub fn average_gradients<B: AutodiffBackend, M: Module<B>>(
     let mut buffer = flat.out;
     buffer.push(images as f32);
     let summed = ranks.sum(&buffer);
-    let (total, summed) = summed.split_last().expect("the image count");
-    if *total == 0.0 {
+    let (&total, summed) = summed.split_last().expect("the image count");
+    if total == 0.0 {
         return Ok(None);
     }
-    let mut order = ParamOrder(Vec::new());
-    model.visit(&mut order);
-    let mut averaged = GradientsParams::new();
-    let mut offset = 0;
-    for (id, shape) in order.0 {
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = summed[offset..offset + n].iter().map(|v| v / total).collect();
-        offset += n;
-        register::<B::InnerBackend>(&mut averaged, id, TensorData::new(values, shape), device);
-    }
-    Ok(Some(averaged))
-}
-
-/// Registers a gradient of any rank up to 6 (AlexNet's are 1, 2 and 4).
-fn register<B: Backend>(grads: &mut GradientsParams, id: ParamId, data: TensorData, device: &B::Device) {
-    match data.shape.len() {
-        1 => grads.register::<B, 1>(id, Tensor::from_data(data, device)),
-        2 => grads.register::<B, 2>(id, Tensor::from_data(data, device)),
-        3 => grads.register::<B, 3>(id, Tensor::from_data(data, device)),
-        4 => grads.register::<B, 4>(id, Tensor::from_data(data, device)),
-        5 => grads.register::<B, 5>(id, Tensor::from_data(data, device)),
-        6 => grads.register::<B, 6>(id, Tensor::from_data(data, device)),
-        rank => panic!("a parameter of rank {rank}"),
-    }
+    let mut mean = Unflatten::<B> { values: summed, divisor: total, grads: GradientsParams::new(), device };
+    model.visit(&mut mean);
+    Ok(Some(mean.grads))
 }
 
 /// This rank's share of an epoch's `order`: of each batch of `batch_size` samples, the

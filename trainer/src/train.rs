@@ -216,24 +216,19 @@ pub fn train_ranked<B: AutodiffBackend>(
         bail!("--batch-size, --epochs and --checkpoint-every must be at least 1");
     }
     let peers = opts.devices.peers();
-    if !opts.batch_size.is_multiple_of(peers) {
-        bail!(
-            "--batch-size {} does not split into {peers} equal shares (--devices {})",
-            opts.batch_size,
-            opts.devices
-        );
-    }
-    if !opts.batch_size.is_multiple_of(processes) {
-        bail!(
-            "--batch-size {} does not split into {processes} equal shares (mpirun -np {processes})",
-            opts.batch_size
-        );
-    }
     if processes > 1 && peers > 1 {
         bail!(
             "--devices {}: under mpirun each process trains on one device (start one process per device)",
             opts.devices
         );
+    }
+    // Every peer or process steps on an equal share of each batch.
+    let (shares, sharing) = match processes {
+        1 => (peers, format!("--devices {}", opts.devices)),
+        _ => (processes, format!("mpirun -np {processes}")),
+    };
+    if !opts.batch_size.is_multiple_of(shares) {
+        bail!("--batch-size {} does not split into {shares} equal shares ({sharing})", opts.batch_size);
     }
     let devices = match ranks {
         None => opts.devices.resolve::<B>(device, backend.kind == BackendKind::Cpu)?,
@@ -244,14 +239,12 @@ pub fn train_ranked<B: AutodiffBackend>(
     let device = &home;
     if writer {
         std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
-    }
-    if !opts.resume && writer {
-        // The whole recipe, so that the run can be repeated from its folder.
-        let run_json = opts.out.join("run.json");
-        std::fs::write(&run_json, serde_json::to_vec_pretty(opts)?)
-            .with_context(|| format!("writing {}", run_json.display()))?;
-    }
-    if writer {
+        if !opts.resume {
+            // The whole recipe, so that the run can be repeated from its folder.
+            let run_json = opts.out.join("run.json");
+            std::fs::write(&run_json, serde_json::to_vec_pretty(opts)?)
+                .with_context(|| format!("writing {}", run_json.display()))?;
+        }
         eprintln!(
             "training {} AlexNet (width {}) on {}: {} classes, {} train / {} val images",
             config.preset,
