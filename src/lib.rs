@@ -1,6 +1,7 @@
 //! AlexNet, end to end, in Burn: the model, its preprocessing, its labels and its weights format,
 //! shared by the native `trainer` and the browser crate.
 
+pub mod cpu;
 pub mod inside;
 pub mod labels;
 pub mod model;

@@ -12,6 +12,7 @@
 //! of its figure from 227x227 (Caffe's choice) or from 224x224 padded by 2 (torchvision's choice).
 //! Both presets take 224x224 and pad conv1 by 2.
 
+use crate::cpu::{conv_relu, max_pool};
 use burn::config::Config;
 use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -373,14 +374,14 @@ impl<B: Backend> AlexNet<B> {
             observe(name, &x);
             x
         };
-        let x = stage("conv1", self.relu.forward(self.conv1.forward(images)));
-        let x = stage("pool1", self.pool.forward(normalize(&self.lrn1, x)));
-        let x = stage("conv2", self.relu.forward(self.conv2.forward(x)));
-        let x = stage("pool2", self.pool.forward(normalize(&self.lrn2, x)));
-        let x = stage("conv3", self.relu.forward(self.conv3.forward(x)));
-        let x = stage("conv4", self.relu.forward(self.conv4.forward(x)));
-        let x = stage("conv5", self.relu.forward(self.conv5.forward(x)));
-        let x = self.pool.forward(x);
+        let x = stage("conv1", conv_relu(&self.conv1, images));
+        let x = stage("pool1", max_pool(&self.pool, normalize(&self.lrn1, x)));
+        let x = stage("conv2", conv_relu(&self.conv2, x));
+        let x = stage("pool2", max_pool(&self.pool, normalize(&self.lrn2, x)));
+        let x = stage("conv3", conv_relu(&self.conv3, x));
+        let x = stage("conv4", conv_relu(&self.conv4, x));
+        let x = stage("conv5", conv_relu(&self.conv5, x));
+        let x = max_pool(&self.pool, x);
         let x = match &self.avgpool {
             Some(avgpool) => avgpool.forward(x),
             None => x,

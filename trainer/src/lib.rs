@@ -15,4 +15,5 @@ pub mod peers;
 pub mod precision;
 pub mod ranks;
 pub mod schedule;
+pub mod sgd;
 pub mod train;

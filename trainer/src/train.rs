@@ -15,9 +15,7 @@ use anyhow::{bail, Context, Result};
 use burn::collective::{PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{FloatDType, Int, Tensor, TensorData};
@@ -33,6 +31,7 @@ use crate::peers::{Devices, PeerSettings, Peers};
 use crate::precision::Compute;
 use crate::ranks::{average_gradients, share_of_order, Ranks};
 use crate::schedule::{Plateau, Schedule};
+use crate::sgd::Sgd;
 
 /// How the learning rate falls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -721,11 +720,7 @@ fn check_compatible(state: &checkpoint::State, opts: &TrainOptions, classes: &[S
 
 /// The paper's optimizer: SGD with momentum (without dampening) and weight decay.
 pub fn sgd<B: AutodiffBackend>(momentum: f64, weight_decay: f64) -> impl Optimizer<AlexNet<B>, B> {
-    SgdConfig::new()
-        // Dampening 0: the paper's (and PyTorch's) momentum; Burn's default is 0.1.
-        .with_momentum(Some(MomentumConfig::new().with_momentum(momentum).with_dampening(0.0)))
-        .with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)))
-        .init::<B, AlexNet<B>>()
+    Sgd { momentum: momentum as f32, weight_decay: weight_decay as f32 }.init::<AlexNet<B>, B>()
 }
 
 /// What an SGD step needs besides the model and the batch.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use alexnet::weights::SavedModel;
 use burn::backend::Flex;
-use common::{imagenette, max_relative_difference, parameters};
+use common::{imagenette, parameters};
 
 const TRAINER: &str = env!("CARGO_BIN_EXE_trainer");
 
@@ -86,7 +86,9 @@ fn weights(out: &Path) -> Vec<(String, Vec<f32>)> {
     parameters(&saved.model)
 }
 
-/// Metrics within `tolerance` (relative) and weights within `tolerance` of the largest value.
+/// Metrics within `tolerance` (relative), and every weight within `tolerance` of the network's
+/// largest weight. (Not of each tensor's own largest: float sums in another order can flip one
+/// ReLU that sits at zero, which moves a tensor of tiny biases by a percent of its own scale.)
 fn assert_same_run(a: &Path, b: &Path, tolerance: f64) {
     let (x, y) = (history(a), history(b));
     assert_eq!(x.len(), y.len());
@@ -96,8 +98,10 @@ fn assert_same_run(a: &Path, b: &Path, tolerance: f64) {
             assert!((p - q).abs() <= tolerance * p.abs().max(1.0), "{key}: {p} vs {q}");
         }
     }
-    for ((name, p), (_, q)) in weights(a).iter().zip(&weights(b)) {
-        let difference = max_relative_difference(p, q);
+    let (a, b) = (weights(a), weights(b));
+    let scale = a.iter().flat_map(|(_, values)| values).fold(0f32, |m, v| m.max(v.abs()));
+    for ((name, p), (_, q)) in a.iter().zip(&b) {
+        let difference = p.iter().zip(q).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale;
         assert!(difference as f64 <= tolerance, "{name}: {difference}");
     }
 }
@@ -117,8 +121,8 @@ fn two_processes_train_like_one_and_resume() {
     assert_eq!(stderr.matches("epoch 2/2: train loss").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("saved ").count(), 1, "{stderr}");
     assert!(stderr.contains("2 processes (MPI), 4 images each per step"), "{stderr}");
-    // The same SGD on the whole batch, float sums in another order.
-    assert_same_run(one.path(), two.path(), 1e-3);
+    // The same SGD on the whole batch, float sums in another order (measured: 4e-6).
+    assert_same_run(one.path(), two.path(), 1e-4);
 
     let resumed = tempfile::tempdir().unwrap();
     succeeded(&run_bounded(mpirun(TRAINER, &train_args(resumed.path(), &["--epochs", "1"])), limit));

@@ -1,0 +1,96 @@
+//! Our CPU layers as steps of Burn's autodiff graph on Flex: forward through the kernels in
+//! [`conv`] and [`pool`], backward through their gradients.
+
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::TensorMetadata;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::Autodiff;
+use burn_flex::{Flex, FlexTensor};
+
+use super::{conv, conv_forward, flex, pool, pool_forward, values, ConvShape, PoolShape};
+
+/// A tensor on `Autodiff<Flex>` (burn-autodiff does not export its name).
+type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
+
+#[derive(Debug)]
+struct ConvReluBackward;
+
+impl Backward<Flex, 3> for ConvReluBackward {
+    /// Input, weights and the layer's output (its positive entries are where the ReLU passed).
+    type State = (FlexTensor, FlexTensor, FlexTensor, ConvShape);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, weight, output, shape) = ops.state;
+        let [x_shape, weight_shape] = [x.shape(), weight.shape()];
+        let [x, weight, output] = [x, weight, output].map(|t| t.to_contiguous());
+        let found = conv::backward(
+            values(&x),
+            values(&weight),
+            values(&output),
+            values(&grad),
+            &shape,
+            x_node.is_some(),
+        );
+        if let (Some(node), Some(input)) = (x_node, found.input) {
+            grads.register::<Flex>(node.id, flex(input, x_shape));
+        }
+        if let Some(node) = weight_node {
+            grads.register::<Flex>(node.id, flex(found.weight, weight_shape));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node.id, flex(found.bias, [shape.out_channels]));
+        }
+    }
+}
+
+/// `relu(conv(x) + bias)` under `Autodiff<Flex>`.
+pub fn conv_relu(
+    x: AutodiffTensor,
+    weight: AutodiffTensor,
+    bias: AutodiffTensor,
+    shape: ConvShape,
+) -> AutodiffTensor {
+    let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+    match ConvReluBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let output = conv_forward(x.primitive.clone(), weight.primitive.clone(), bias.primitive, &shape);
+            prep.finish((x.primitive, weight.primitive, output.clone(), shape), output)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(conv_forward(x.primitive, weight.primitive, bias.primitive, &shape))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    /// The input: the backward pass finds each window's maximum again.
+    type State = (FlexTensor, PoolShape);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [Some(node)] = ops.parents else { return };
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, shape) = ops.state;
+        let x_shape = x.shape();
+        let input = pool::backward(values(&x.to_contiguous()), values(&grad), &shape);
+        grads.register::<Flex>(node.id, flex(input, x_shape));
+    }
+}
+
+/// Max pooling under `Autodiff<Flex>`.
+pub fn max_pool(x: AutodiffTensor, shape: PoolShape) -> AutodiffTensor {
+    match MaxPoolBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let output = pool_forward(x.primitive.clone(), &shape);
+            prep.finish((x.primitive, shape), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive, &shape)),
+    }
+}

@@ -1,0 +1,172 @@
+//! Our own layers for the CPU: on Burn's Flex backend (the trainer's `--backend cpu`, `trainer
+//! predict`, the page's CPU path) each of AlexNet's conv + ReLU layers runs as one im2col + matrix
+//! product per image with the bias and ReLU fused ([`conv`]), and max pooling takes its maxima
+//! down whole rows ([`pool`]); under autodiff their gradients are ours too ([`graph`]). On every other
+//! backend (CUDA, wgpu, WebGPU) these are Burn's `Conv2d`, `Relu` and `MaxPool2d`, as before.
+//!
+//! How it plugs in: Burn 0.21 extends a backend through a trait the model would have to be
+//! bounded by, and every backend type the trainer and page use (Autodiff, Fusion, CubeBackend
+//! over three runtimes) would have to implement it here. Instead [`conv_relu`] and [`max_pool`]
+//! look at the concrete backend type: Flex, or Autodiff over Flex, whose backward steps are
+//! written with burn-autodiff's `Backward`, as Burn's own ops are. The model stays
+//! `AlexNet<B: Backend>`, and the same functions run natively and in wasm.
+
+mod conv;
+mod graph;
+mod pool;
+
+use std::any::{Any, TypeId};
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use burn_autodiff::Autodiff;
+use burn_flex::{Flex, FlexTensor};
+
+pub use conv::ConvShape;
+pub use pool::PoolShape;
+
+/// Whether [`conv_relu`] and [`max_pool`] take our path on backend `B` (for f32 tensors).
+pub fn is_ours<B: Backend>() -> bool {
+    ours::<B>().is_some()
+}
+
+#[derive(Clone, Copy)]
+enum Ours {
+    Flex,
+    AutodiffFlex,
+}
+
+fn ours<B: Backend>() -> Option<Ours> {
+    let backend = TypeId::of::<B>();
+    if backend == TypeId::of::<Flex>() {
+        Some(Ours::Flex)
+    } else if backend == TypeId::of::<Autodiff<Flex>>() {
+        Some(Ours::AutodiffFlex)
+    } else {
+        None
+    }
+}
+
+/// `relu(conv(x))`: ours on the CPU, Burn's `Conv2d` and ReLU elsewhere.
+pub fn conv_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let shape = conv_shape(conv, &x).filter(|_| x.dtype() == DType::F32);
+    match (ours::<B>(), shape, conv.bias.as_ref()) {
+        (Some(Ours::Flex), Some(shape), Some(bias)) => {
+            let [x, weight, bias] = [primitive(x), primitive(conv.weight.val()), primitive(bias.val())];
+            tensor(conv_forward(cast(x), cast(weight), cast(bias), &shape))
+        }
+        (Some(Ours::AutodiffFlex), Some(shape), Some(bias)) => {
+            let [x, weight, bias] = [primitive(x), primitive(conv.weight.val()), primitive(bias.val())];
+            tensor(graph::conv_relu(cast(x), cast(weight), cast(bias), shape))
+        }
+        _ => burn::tensor::activation::relu(conv.forward(x)),
+    }
+}
+
+/// `pool.forward(x)`: ours on the CPU, Burn's elsewhere.
+pub fn max_pool<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let shape = pool_shape(pool, &x).filter(|_| x.dtype() == DType::F32);
+    match (ours::<B>(), shape) {
+        (Some(Ours::Flex), Some(shape)) => tensor(pool_forward(cast(primitive(x)), &shape)),
+        (Some(Ours::AutodiffFlex), Some(shape)) => tensor(graph::max_pool(cast(primitive(x)), shape)),
+        _ => pool.forward(x),
+    }
+}
+
+/// The convolutions our kernel handles: symmetric explicit padding, no dilation.
+fn conv_shape<B: Backend>(conv: &Conv2d<B>, x: &Tensor<B, 4>) -> Option<ConvShape> {
+    let [batch, in_channels, height, width] = x.dims();
+    let [out_channels, per_group, kh, kw] = conv.weight.dims();
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
+        _ => return None,
+    };
+    let fits = conv.dilation == [1, 1]
+        && per_group * conv.groups == in_channels
+        && out_channels % conv.groups == 0
+        && height + 2 * padding[0] >= kh
+        && width + 2 * padding[1] >= kw
+        && conv.stride.iter().all(|&s| s > 0);
+    fits.then_some(ConvShape {
+        batch,
+        in_channels,
+        in_size: [height, width],
+        out_channels,
+        kernel: [kh, kw],
+        stride: conv.stride,
+        padding,
+        groups: conv.groups,
+    })
+}
+
+/// The poolings our kernel handles: no padding, no dilation, floor mode.
+fn pool_shape(pool: &MaxPool2d, x: &Tensor<impl Backend, 4>) -> Option<PoolShape> {
+    let [batch, channels, height, width] = x.dims();
+    let no_padding = matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
+    let fits = no_padding
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && height >= pool.kernel_size[0]
+        && width >= pool.kernel_size[1]
+        && pool.stride.iter().all(|&s| s > 0);
+    fits.then_some(PoolShape {
+        planes: batch * channels,
+        in_size: [height, width],
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+    })
+}
+
+/// `tensor` as a Flex tensor when `B` is Flex and it holds f32 (for work done in place, such as
+/// the trainer's SGD step), else `tensor` back unchanged.
+pub fn into_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
+    match ours::<B>() {
+        Some(Ours::Flex) if tensor.dtype() == DType::F32 => Ok(cast(primitive(tensor))),
+        _ => Err(tensor),
+    }
+}
+
+/// The reverse of [`into_flex`]. Panics unless `B` is Flex.
+pub fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(cast(tensor)))
+}
+
+fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> B::FloatTensorPrimitive {
+    tensor.into_primitive().tensor()
+}
+
+fn tensor<B: Backend, T: 'static>(primitive: T) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(cast(primitive)))
+}
+
+/// Moves a value to the type that `TypeId` said it has.
+fn cast<T: 'static, U: 'static>(value: T) -> U {
+    *(Box::new(value) as Box<dyn Any>).downcast::<U>().expect("the backend's tensor type was checked")
+}
+
+/// A Flex tensor's values as one contiguous slice.
+fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice().expect("made contiguous f32 first")
+}
+
+fn flex(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn conv_forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, shape: &ConvShape) -> FlexTensor {
+    let [x, weight, bias] = [x, weight, bias].map(|t| t.to_contiguous());
+    let out = conv::forward(values(&x), values(&weight), values(&bias), shape);
+    let [out_h, out_w] = shape.out_size();
+    flex(out, [shape.batch, shape.out_channels, out_h, out_w])
+}
+
+fn pool_forward(x: FlexTensor, shape: &PoolShape) -> FlexTensor {
+    let [batch, channels, _, _] = x.shape().dims::<4>();
+    let out = pool::forward(values(&x.to_contiguous()), shape);
+    let [out_h, out_w] = shape.out_size();
+    flex(out, [batch, channels, out_h, out_w])
+}

@@ -1,0 +1,176 @@
+//! Our CPU layers (src/cpu) against Burn's `Conv2d` + ReLU and `MaxPool2d` on the same backend:
+//! outputs, and under autodiff the gradients of inputs, weights and biases.
+
+use alexnet::cpu::{conv_relu, is_ours, max_pool};
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, ElementConversion, Tensor};
+
+/// One layer: `[in, out]` channels, kernel, stride, padding, groups, input side.
+struct Layer {
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    side: usize,
+}
+
+/// AlexNet's own layers (narrowed) and odd cases: no padding with a stride that does not divide,
+/// padding wider than the stride, a non-square input.
+const LAYERS: [Layer; 5] = [
+    Layer { channels: [3, 16], kernel: 11, stride: 4, padding: 2, groups: 1, side: 67 },
+    Layer { channels: [16, 24], kernel: 5, stride: 1, padding: 2, groups: 2, side: 13 },
+    Layer { channels: [24, 32], kernel: 3, stride: 1, padding: 1, groups: 1, side: 7 },
+    Layer { channels: [6, 8], kernel: 3, stride: 2, padding: 0, groups: 1, side: 10 },
+    Layer { channels: [4, 6], kernel: 4, stride: 3, padding: 3, groups: 2, side: 9 },
+];
+
+fn conv<B: Backend>(layer: &Layer, device: &B::Device) -> Conv2d<B> {
+    let p = layer.padding;
+    Conv2dConfig::new(layer.channels, [layer.kernel, layer.kernel])
+        .with_stride([layer.stride, layer.stride])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_groups(layer.groups)
+        .init(device)
+}
+
+/// Inputs `[batch, in, side, side + 3]` with values around zero, so the ReLU cuts about half.
+fn input<B: Backend>(layer: &Layer, batch: usize, device: &B::Device) -> Tensor<B, 4> {
+    let shape = [batch, layer.channels[0], layer.side, layer.side + 3];
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+fn assert_close<B: Backend, const D: usize>(what: &str, ours: Tensor<B, D>, burns: Tensor<B, D>) {
+    assert_eq!(ours.dims(), burns.dims(), "{what}: shapes");
+    let scale = burns.clone().abs().max().into_scalar().elem::<f32>();
+    let difference = (ours - burns).abs().max().into_scalar().elem::<f32>();
+    assert!(scale > 0.0, "{what}: all zero");
+    assert!(difference <= 1e-5 * scale, "{what}: differs by {difference} (largest value {scale})");
+}
+
+#[test]
+fn forward_matches_burns_conv_and_relu() {
+    let device = Default::default();
+    Flex::seed(&device, 1);
+    for (index, layer) in LAYERS.iter().enumerate() {
+        // Batch 1 splits each matrix product across threads, batch 3 the images.
+        for batch in [1, 3] {
+            let conv = conv::<Flex>(layer, &device);
+            let x = input::<Flex>(layer, batch, &device);
+            let ours = conv_relu(&conv, x.clone());
+            let burns = relu(conv.forward(x));
+            let zeros = burns.clone().equal_elem(0.0).int().sum().into_scalar() as usize;
+            let total = burns.dims().iter().product::<usize>();
+            assert!((total / 5..total * 4 / 5).contains(&zeros), "layer {index}: {zeros} of {total} cut");
+            assert_close(&format!("layer {index}, batch {batch}"), ours, burns);
+        }
+    }
+}
+
+#[test]
+fn gradients_match_burns_conv_and_relu() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 2);
+    for (index, layer) in LAYERS.iter().enumerate() {
+        for batch in [1, 3] {
+            let conv = conv::<B>(layer, &device);
+            let x = input::<B>(layer, batch, &device).require_grad();
+            // A random gradient arriving at the layer's output.
+            let upstream = relu(conv.forward(x.clone())).random_like(Distribution::Normal(0.0, 1.0));
+            let ours = (conv_relu(&conv, x.clone()) * upstream.clone()).sum().backward();
+            let burns = (relu(conv.forward(x.clone())) * upstream).sum().backward();
+            let what = |name: &str| format!("layer {index}, batch {batch}: {name}");
+            let grad = |t: &Tensor<B, 4>, g| t.grad(g).expect("a gradient");
+            assert_close(&what("input"), grad(&x, &ours), grad(&x, &burns));
+            let weight = &conv.weight.val();
+            assert_close(&what("weight"), grad(weight, &ours), grad(weight, &burns));
+            let bias = conv.bias.as_ref().expect("a bias").val();
+            assert_close(&what("bias"), bias.grad(&ours).unwrap(), bias.grad(&burns).unwrap());
+        }
+    }
+}
+
+#[test]
+fn images_without_gradient_get_none() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    let layer = &LAYERS[0];
+    let conv = conv::<B>(layer, &device);
+    let x = input::<B>(layer, 2, &device);
+    let grads = conv_relu(&conv, x.clone()).sum().backward();
+    assert!(x.grad(&grads).is_none());
+    assert!(conv.weight.val().grad(&grads).is_some());
+}
+
+#[test]
+fn ours_on_flex_only() {
+    assert!(is_ours::<Flex>());
+    assert!(is_ours::<Autodiff<Flex>>());
+    assert!(!is_ours::<NdArray>());
+    assert!(!is_ours::<Autodiff<NdArray>>());
+}
+
+/// AlexNet's overlapping pooling (3x3, stride 2) on its three map sizes, and a 2x2 one.
+#[test]
+fn max_pool_and_its_gradient_match_burns() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 3);
+    for (kernel, stride, side) in [(3, 2, 55), (3, 2, 27), (3, 2, 13), (2, 2, 9)] {
+        let pool = MaxPool2dConfig::new([kernel, kernel]).with_strides([stride, stride]).init();
+        let x = Tensor::<B, 4>::random([2, 5, side, side + 1], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let what = |name: &str| format!("{kernel}x{kernel} stride {stride} on {side}: {name}");
+        let (ours, burns) = (max_pool(&pool, x.clone()), pool.forward(x.clone()));
+        assert_close(&what("output"), ours.clone(), burns.clone());
+        let upstream = ours.random_like(Distribution::Normal(0.0, 1.0));
+        let ours = (ours * upstream.clone()).sum().backward();
+        let burns = (burns * upstream).sum().backward();
+        assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap());
+        // Inference on Flex itself.
+        let x = x.inner();
+        assert_close(&what("Flex output"), max_pool(&pool, x.clone()), pool.forward(x));
+    }
+}
+
+/// The whole network's parameter gradients for a batch equal the image-weighted mean of its two
+/// halves' (what data-parallel training relies on).
+#[test]
+fn a_batch_gradient_is_the_mean_of_its_halves() {
+    use alexnet::AlexNetConfig;
+    use burn::module::{Module, ModuleVisitor, Param};
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 4);
+    let config = AlexNetConfig::torchvision(2).with_width(0.125).with_dropout(0.0);
+    let model = config.init::<B>(&device);
+    let images = Tensor::<B, 4>::random([8, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
+    struct Collect<'a>(&'a <B as burn::tensor::backend::AutodiffBackend>::Gradients, Vec<(usize, Vec<f32>)>);
+    impl ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let grad = param.val().grad(self.0).expect("a gradient");
+            self.1.push((D, grad.into_data().to_vec().unwrap()));
+        }
+    }
+    let grads = |x: Tensor<B, 4>| {
+        let loss = model.forward(x).powf_scalar(2.0).mean();
+        let grads = loss.backward();
+        let mut collect = Collect(&grads, Vec::new());
+        model.visit(&mut collect);
+        collect.1
+    };
+    let whole = grads(images.clone());
+    let (first, second) = (grads(images.clone().narrow(0, 0, 4)), grads(images.narrow(0, 4, 4)));
+    for (index, ((_, w), ((_, a), (_, b)))) in whole.iter().zip(first.iter().zip(&second)).enumerate() {
+        let mean: Vec<f32> = a.iter().zip(b).map(|(a, b)| (a + b) / 2.0).collect();
+        let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let difference = w.iter().zip(&mean).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(difference <= 1e-4 * scale, "parameter {index}: {difference} of {scale}");
+    }
+}
