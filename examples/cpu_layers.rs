@@ -1,6 +1,7 @@
 //! Each of torchvision AlexNet's layers on the CPU (Flex): our layers (src/cpu) against Burn's,
 //! inference at batch 16 and, for the convolutions, the forward and backward of a training step at
-//! batch 32. `cargo run --release --example cpu_layers` (BENCHMARKS.md: "Our CPU layers").
+//! batch 32. `cargo run --release --example cpu_layers [-- BATCH]` (BENCHMARKS.md: "Our CPU
+//! layers").
 
 use std::time::Instant;
 
@@ -39,7 +40,8 @@ fn conv<B: Backend>((cin, cout, k, s, p, _): (usize, usize, usize, usize, usize,
 
 fn main() {
     let device = Default::default();
-    let batch = 16;
+    // The inference batch: 16 unless given (`-- 1` for the page's and `trainer predict`'s case).
+    let batch = std::env::args().nth(1).map_or(16, |b| b.parse().expect("a batch size"));
     println!("inference, batch {batch} (ms per batch): ours, Burn's");
     for layer in CONVS {
         let (cin, cout, k, s, p, side) = layer;
