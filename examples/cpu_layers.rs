@@ -1,11 +1,11 @@
 //! Each of torchvision AlexNet's layers on the CPU (Flex): our layers (src/cpu) against Burn's,
-//! inference at batch 16 and, for the convolutions, the forward and backward of a training step at
-//! batch 32. `cargo run --release --example cpu_layers [-- BATCH]` (BENCHMARKS.md: "Our CPU
+//! inference at batch 16, and the forward and backward of a training step at batch 32 (run it
+//! with `GLIBC_TUNABLES=glibc.malloc.mmap_max=0` to keep freed memory as the trainer does). `cargo run --release --example cpu_layers [-- BATCH]` (BENCHMARKS.md: "Our CPU
 //! layers").
 
 use std::time::Instant;
 
-use alexnet::cpu::{conv_relu, max_pool};
+use alexnet::cpu::{conv_relu, linear, max_pool};
 use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
@@ -62,17 +62,17 @@ fn main() {
         println!("max pool {channels}x{side}x{side}: {ours:.2}, {burns:.2}");
     }
     for (inputs, outputs) in [(9216, 4096), (4096, 4096), (4096, 1000)] {
-        let linear = LinearConfig::new(inputs, outputs).init::<Flex>(&device);
+        let layer = LinearConfig::new(inputs, outputs).init::<Flex>(&device);
         let x = Tensor::<Flex, 2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), &device);
-        println!(
-            "linear {inputs}->{outputs} (Burn's): {:.1}",
-            millis(5, || drop(linear.forward(x.clone()).into_data()))
-        );
+        let ours = millis(5, || drop(linear(&layer, x.clone()).into_data()));
+        let burns = millis(5, || drop(layer.forward(x.clone()).into_data()));
+        let flop = 2.0 * (batch * inputs * outputs) as f64;
+        println!("linear {inputs}->{outputs}: {ours:.1} ({:.0} GFLOP/s), {burns:.1}", flop / ours / 1e6);
     }
 
     type A = Autodiff<Flex>;
     let batch = 32;
-    println!("training, batch {batch}, forward + backward of one conv layer (ms): ours, Burn's");
+    println!("training, batch {batch}, forward + backward of one layer (ms): ours, Burn's");
     for layer in CONVS {
         let conv = conv::<A>(layer);
         let (cin, _, _, _, _, side) = layer;
@@ -87,6 +87,21 @@ fn main() {
         println!(
             "conv {cin}->{}: {:.0}, {:.0}",
             layer.1,
+            millis(2, || step(true)),
+            millis(2, || step(false))
+        );
+    }
+    for (inputs, outputs) in [(9216, 4096), (4096, 4096), (4096, 1000)] {
+        let layer = LinearConfig::new(inputs, outputs).init::<A>(&device);
+        let x =
+            Tensor::<A, 2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let step = |ours: bool| {
+            let y = if ours { linear(&layer, x.clone()) } else { layer.forward(x.clone()) };
+            let grads = y.sum().backward();
+            drop(layer.weight.val().grad(&grads).expect("a weight gradient").into_data());
+        };
+        println!(
+            "linear {inputs}->{outputs}: {:.0}, {:.0}",
             millis(2, || step(true)),
             millis(2, || step(false))
         );

@@ -12,7 +12,7 @@
 //! of its figure from 227x227 (Caffe's choice) or from 224x224 padded by 2 (torchvision's choice).
 //! Both presets take 224x224 and pad conv1 by 2.
 
-use crate::cpu::{conv_relu, max_pool};
+use crate::cpu::{conv_relu, linear, max_pool};
 use burn::config::Config;
 use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -393,21 +393,21 @@ impl<B: Backend> AlexNet<B> {
     /// preset puts it.
     fn classifier(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = features.flatten(1, 3);
-        let (fc6, fc7, drop) = (&self.fc6, &self.fc7, &self.dropout);
+        let (fc6, fc7, drop) = (|x| linear(&self.fc6, x), |x| linear(&self.fc7, x), &self.dropout);
         let x = match self.preset {
             // Paper section 4.2 (and Caffe's reference net): "dropout in the first two
             // fully-connected layers", i.e. on the outputs of fc6 and fc7.
             Preset::Paper => {
-                let x = drop.forward(self.relu.forward(fc6.forward(x)));
-                drop.forward(self.relu.forward(fc7.forward(x)))
+                let x = drop.forward(self.relu.forward(fc6(x)));
+                drop.forward(self.relu.forward(fc7(x)))
             }
             // torchvision's `alexnet`: on the inputs of fc6 and fc7.
             Preset::Torchvision => {
-                let x = self.relu.forward(fc6.forward(drop.forward(x)));
-                self.relu.forward(fc7.forward(drop.forward(x)))
+                let x = self.relu.forward(fc6(drop.forward(x)));
+                self.relu.forward(fc7(drop.forward(x)))
             }
         };
-        self.fc8.forward(x)
+        linear(&self.fc8, x)
     }
 }
 

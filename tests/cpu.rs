@@ -1,14 +1,18 @@
-//! Our CPU layers (src/cpu) against Burn's `Conv2d` + ReLU and `MaxPool2d` on the same backend:
-//! outputs, and under autodiff the gradients of inputs, weights and biases.
+//! Our CPU layers (src/cpu) against Burn's `Conv2d` + ReLU, `MaxPool2d` and `Linear` on the same
+//! backend: outputs, and under autodiff the gradients of inputs, weights and biases.
 
-use alexnet::cpu::{conv_relu, is_ours, max_pool};
+mod common;
+
+use alexnet::cpu::{conv_relu, is_ours, linear, max_pool};
 use burn::backend::{Autodiff, Flex, NdArray};
+use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::PaddingConfig2d;
+use burn::nn::{LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, ElementConversion, Tensor};
+use burn::tensor::{Distribution, Tensor};
+use common::{largest_magnitude, max_relative_difference};
 
 /// One layer: `[in, out]` channels, kernel, stride, padding, groups, input side.
 struct Layer {
@@ -47,10 +51,11 @@ fn input<B: Backend>(layer: &Layer, batch: usize, device: &B::Device) -> Tensor<
 
 fn assert_close<B: Backend, const D: usize>(what: &str, ours: Tensor<B, D>, burns: Tensor<B, D>) {
     assert_eq!(ours.dims(), burns.dims(), "{what}: shapes");
-    let scale = burns.clone().abs().max().into_scalar().elem::<f32>();
-    let difference = (ours - burns).abs().max().into_scalar().elem::<f32>();
-    assert!(scale > 0.0, "{what}: all zero");
-    assert!(difference <= 1e-5 * scale, "{what}: differs by {difference} (largest value {scale})");
+    let values = |t: Tensor<B, D>| t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 values");
+    let (ours, burns) = (values(ours), values(burns));
+    assert!(largest_magnitude(&burns) > 0.0, "{what}: all zero");
+    let difference = max_relative_difference(&burns, &ours);
+    assert!(difference <= 1e-5, "{what}: differs by {difference} of the largest value");
 }
 
 #[test]
@@ -139,6 +144,42 @@ fn max_pool_and_its_gradient_match_burns() {
     }
 }
 
+/// Fully connected layers: AlexNet's classifier shapes (narrowed), sizes that fill no vector or
+/// block evenly, batches of 1 to 6 (our kernel takes rows four at a time), and an input with a
+/// NaN, which must reach the output.
+#[test]
+fn linear_and_its_gradients_match_burns() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 5);
+    for (inputs, outputs) in [(576, 256), (256, 10), (37, 21), (9, 1003)] {
+        for batch in [1, 4, 6] {
+            let layer = LinearConfig::new(inputs, outputs).init::<B>(&device);
+            let x = Tensor::<B, 2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
+            let what = |name: &str| format!("{inputs}->{outputs}, batch {batch}: {name}");
+            let (ours, burns) = (linear(&layer, x.clone()), layer.forward(x.clone()));
+            assert_close(&what("output"), ours.clone(), burns.clone());
+            let upstream = ours.random_like(Distribution::Normal(0.0, 1.0));
+            let ours = (ours * upstream.clone()).sum().backward();
+            let burns = (burns * upstream).sum().backward();
+            assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap());
+            let weight = layer.weight.val();
+            assert_close(&what("weight gradient"), weight.grad(&ours).unwrap(), weight.grad(&burns).unwrap());
+            let bias = layer.bias.as_ref().expect("a bias").val();
+            assert_close(&what("bias gradient"), bias.grad(&ours).unwrap(), bias.grad(&burns).unwrap());
+            // Inference on Flex itself.
+            let (layer, x) = (layer.valid(), x.inner());
+            assert_close(&what("Flex output"), linear(&layer, x.clone()), layer.forward(x));
+        }
+    }
+    let layer = LinearConfig::new(16, 24).init::<Flex>(&device);
+    let x = Tensor::<Flex, 2>::zeros([3, 16], &device)
+        .slice_assign([1..2, 5..6], Tensor::full([1, 1], f32::NAN, &device));
+    let nan_rows: Vec<bool> = linear(&layer, x).is_nan().any_dim(1).into_data().to_vec().unwrap();
+    assert_eq!(nan_rows, [false, true, false]);
+}
+
 /// The whole network's parameter gradients for a batch equal the image-weighted mean of its two
 /// halves' (what data-parallel training relies on).
 #[test]
@@ -169,8 +210,7 @@ fn a_batch_gradient_is_the_mean_of_its_halves() {
     let (first, second) = (grads(images.clone().narrow(0, 0, 4)), grads(images.narrow(0, 4, 4)));
     for (index, ((_, w), ((_, a), (_, b)))) in whole.iter().zip(first.iter().zip(&second)).enumerate() {
         let mean: Vec<f32> = a.iter().zip(b).map(|(a, b)| (a + b) / 2.0).collect();
-        let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let difference = w.iter().zip(&mean).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(difference <= 1e-4 * scale, "parameter {index}: {difference} of {scale}");
+        let difference = max_relative_difference(w, &mean);
+        assert!(difference <= 1e-4, "parameter {index}: {difference} of its largest value");
     }
 }

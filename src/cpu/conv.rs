@@ -1,16 +1,20 @@
-//! Convolution + bias + ReLU on plain `f32` slices, and its gradients: per image and group, the
-//! input patches are laid out as columns (im2col) and multiplied by the weights in one matrix
-//! product (the `gemm` crate, the same one Burn's Flex backend uses).
+//! Convolution + bias + ReLU on plain `f32` slices, and its gradients: per group, the input
+//! patches are laid out as columns (im2col) and multiplied by the weights in one matrix product
+//! (the `gemm` crate, the same one Burn's Flex backend uses) per task: a block of an image's
+//! output rows (large maps, or one image shared by several threads), or a run of images side by
+//! side (13x13 maps).
 //!
 //! What this saves over Flex's general convolution (burn-flex 0.21, `conv3d_impl`): the weights
 //! are used as stored (`[out, in/groups * kh * kw]` is already the matrix), the input is read in
 //! place (NCHW, no copy to NHWC), one patch buffer per thread instead of one per 512-pixel tile,
-//! the product lands directly in the output, bias and ReLU are one pass over it, and the gradient
+//! bias and ReLU are one pass over the product as it goes to the output, and the gradient
 //! is two matrix products (weights; input, then col2im) per block of images side by side,
 //! threads sharing out the images, instead of a general transposed convolution with a serial
 //! col2im.
 
 use rayon::prelude::*;
+
+use super::matrix::{matmul, matmul_into, Accumulate, Matrix};
 
 /// The sizes of one convolution: NCHW input, square-or-not kernel, symmetric padding, groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,37 +66,84 @@ impl ConvShape {
 
 /// `relu(conv(x, weight) + bias)`, NCHW in and out.
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], shape: &ConvShape) -> Vec<f32> {
-    let (pixels, patch) = (shape.pixels_out(), shape.patch_len());
-    let mut out = vec![0.0; shape.batch * shape.out_len()];
-    let split = Split::of(shape.batch);
-    let run = split.images_per_run(shape.batch);
-    x.par_chunks(run * shape.in_len()).zip(out.par_chunks_mut(run * shape.out_len())).for_each(
-        |(images, outs)| {
-            let mut columns = vec![0.0; patch * pixels];
-            for (image, out) in images.chunks(shape.in_len()).zip(outs.chunks_mut(shape.out_len())) {
-                for group in 0..shape.groups {
-                    im2col(image, group, shape, &mut columns, pixels, 0);
-                    let rows = shape.out_per_group() * pixels;
-                    matmul(
-                        &mut out[group * rows..][..rows],
-                        Accumulate::No,
-                        shape.group_weights(weight, group),
-                        Matrix::row_major(&columns, patch, pixels),
-                        split.inside,
-                    );
-                }
-                for (row, &b) in out.chunks_mut(pixels).zip(bias) {
-                    for value in row {
+    let ([out_h, out_w], patch, pixels) = (shape.out_size(), shape.patch_len(), shape.pixels_out());
+    let (run, rows) = forward_tasks(shape);
+    let len = shape.batch * shape.out_len();
+    let mut out = Vec::with_capacity(len);
+    // Tasks: runs of images side by side, or blocks of output rows of one image, each task its
+    // own patch matrix and product.
+    let runs = out.spare_capacity_mut()[..len].par_chunks_mut(run * shape.out_len());
+    runs.zip(x.par_chunks(run * shape.in_len())).for_each(|(outs, images)| {
+        let count = images.len() / shape.in_len();
+        let blocks: Vec<(std::ops::Range<usize>, Vec<f32>)> = (0..out_h)
+            .step_by(rows)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map_init(
+                || vec![0.0; patch * run * rows * out_w],
+                |columns, first| {
+                    let block = first..out_h.min(first + rows);
+                    let (block_len, width) = (block.len() * out_w, count * block.len() * out_w);
+                    let columns = &mut columns[..patch * width];
+                    let len = shape.out_channels * width;
+                    let mut products = Vec::with_capacity(len);
+                    let groups = products.spare_capacity_mut()[..len].chunks_mut(len / shape.groups);
+                    for (group, products) in groups.enumerate() {
+                        for (i, image) in images.chunks(shape.in_len()).enumerate() {
+                            im2col(image, group, shape, columns, (width, i * block_len), block.clone());
+                        }
+                        let weights = shape.group_weights(weight, group);
+                        let columns = Matrix::row_major(columns, patch, width);
+                        matmul_into(products, weights, columns, gemm::Parallelism::None);
+                    }
+                    // SAFETY: each group's product wrote its share of the `len` values.
+                    unsafe { products.set_len(len) };
+                    (block, products)
+                },
+            )
+            .collect();
+        for (block, products) in blocks {
+            let (pixel_range, width) =
+                (block.start * out_w..block.end * out_w, products.len() / shape.out_channels);
+            for (i, out) in outs.chunks_mut(shape.out_len()).enumerate() {
+                let outs = out.chunks_mut(pixels).map(|channel| &mut channel[pixel_range.clone()]);
+                for (c, (out, &b)) in outs.zip(bias).enumerate() {
+                    let products = &products[c * width + i * pixel_range.len()..][..pixel_range.len()];
+                    for (out, &product) in out.iter_mut().zip(products) {
                         // NaN stays NaN (not `max`), so a diverged network still shows a NaN loss.
-                        let z = *value + b;
-                        *value = if z < 0.0 { 0.0 } else { z };
+                        let z = product + b;
+                        out.write(if z < 0.0 { 0.0 } else { z });
                     }
                 }
             }
-        },
-    );
+        }
+    });
+    // SAFETY: the blocks of each run cover all its output rows, each for every image and channel.
+    unsafe { out.set_len(len) };
     out
 }
+
+/// How the forward pass shares out its work: `(images, rows)`, runs of `images` side by side
+/// in one product, each cut into blocks of `rows` output rows. Products narrower than
+/// [`MIN_PRODUCT_WIDTH`] pixels run slower: a 13x13 map alone gives only 169, so such images go
+/// in runs. Larger maps go one image at a time, cut into blocks small enough that a block's
+/// patch matrix stays in a core's cache (written by im2col, read at once by the product: conv1
+/// gains) but at least that wide, and for fewer images than threads, enough blocks per image
+/// for every thread.
+fn forward_tasks(shape: &ConvShape) -> (usize, usize) {
+    let ([out_h, out_w], threads) = (shape.out_size(), rayon::current_num_threads());
+    let images = MIN_PRODUCT_WIDTH.div_ceil(shape.pixels_out()).min(shape.batch.div_ceil(threads)).max(1);
+    if images > 1 {
+        return (images, out_h);
+    }
+    let fits = (PATCH_BLOCK_FLOATS / (shape.patch_len() * out_w)).max(MIN_PRODUCT_WIDTH.div_ceil(out_w));
+    let blocks_per_image = threads.div_ceil(shape.batch.max(1));
+    let blocks = out_h.div_ceil(fits.max(1)).next_multiple_of(blocks_per_image);
+    (1, out_h.div_ceil(blocks).max(1))
+}
+
+const MIN_PRODUCT_WIDTH: usize = 256;
+const PATCH_BLOCK_FLOATS: usize = 128 * 1024;
 
 /// Gradients of [`forward`]: `output` is its result and `grad_output` the gradient there. The
 /// input's gradient only when `input_gradient` (conv1's input, the images, needs none).
@@ -141,7 +192,14 @@ pub fn backward(
                 let (outputs, grad_outputs) = (&outputs[out_block.clone()], &grad_outputs[out_block]);
                 for group in 0..shape.groups {
                     for (i, image) in images.chunks(shape.in_len()).enumerate() {
-                        im2col(image, group, shape, &mut columns, width, i * pixels);
+                        im2col(
+                            image,
+                            group,
+                            shape,
+                            &mut columns,
+                            (width, i * pixels),
+                            0..shape.out_size()[0],
+                        );
                         // Through the ReLU (the gradient flows where the output is positive)
                         // into row c, columns of image i, of the block's gradient matrix.
                         for c in 0..out_per_group {
@@ -238,8 +296,20 @@ fn valid_outputs(
 /// Writes one image's `group` patches into `columns`, `[patch_len, row_len]`, from column
 /// `first` on: row `(channel, i, j)` holds input pixel `(o_h * stride + i - pad, o_w * stride + j -
 /// pad)` for every output pixel, zero in the padding.
-fn im2col(image: &[f32], group: usize, shape: &ConvShape, columns: &mut [f32], row_len: usize, first: usize) {
-    walk_patches(group, shape, row_len, first, |input_row, columns_row, ow, iw0, stride| {
+fn im2col(
+    image: &[f32],
+    group: usize,
+    shape: &ConvShape,
+    columns: &mut [f32],
+    (row_len, first): (usize, usize),
+    out_rows: std::ops::Range<usize>,
+) {
+    // With a stride (conv1's 4), each input row is first split into its `stride` phases
+    // (elements 0, 4, 8...; 1, 5, 9...): the kernel columns that read it then copy runs of one
+    // phase instead of each gathering every fourth element.
+    let phase_len = shape.in_size[1].div_ceil(shape.stride[1]);
+    let (mut phases, mut phased) = (vec![0.0; shape.stride[1] * phase_len], None);
+    walk_patches(group, shape, row_len, first, out_rows, |input_row, columns_row, ow, iw0, stride| {
         let row = &mut columns[columns_row];
         row[..ow.start].fill(0.0);
         row[ow.end..].fill(0.0);
@@ -247,19 +317,32 @@ fn im2col(image: &[f32], group: usize, shape: &ConvShape, columns: &mut [f32], r
         match (input_row.is_empty(), stride) {
             (true, _) => row.fill(0.0),
             (false, 1) => row[ow.clone()].copy_from_slice(&input[iw0..][..ow.len()]),
-            (false, s) => row[ow.clone()].iter_mut().enumerate().for_each(|(n, v)| *v = input[iw0 + n * s]),
+            (false, s) => {
+                if phased != Some(input_row.start) {
+                    for (start, phase) in phases.chunks_mut(phase_len).enumerate() {
+                        phase.iter_mut().zip(input[start..].iter().step_by(s)).for_each(|(p, &v)| *p = v);
+                    }
+                    phased = Some(input_row.start);
+                }
+                row[ow.clone()].copy_from_slice(&phases[(iw0 % s) * phase_len + iw0 / s..][..ow.len()]);
+            }
         }
     });
 }
 
 /// The reverse of [`im2col`]: adds each column entry back onto its input pixel.
 fn col2im(columns: &[f32], group: usize, shape: &ConvShape, image: &mut [f32], row_len: usize, first: usize) {
-    walk_patches(group, shape, row_len, first, |input_row, columns_row, ow, iw0, stride| {
+    let out_rows = 0..shape.out_size()[0];
+    walk_patches(group, shape, row_len, first, out_rows, |input_row, columns_row, ow, iw0, stride| {
         if input_row.is_empty() {
             return;
         }
         let (row, input) = (&columns[columns_row][ow.clone()], &mut image[input_row]);
-        row.iter().enumerate().for_each(|(n, v)| input[iw0 + n * stride] += v);
+        match stride {
+            // Contiguous runs (conv2..conv5): vectorised.
+            1 => input[iw0..][..row.len()].iter_mut().zip(row).for_each(|(x, v)| *x += v),
+            _ => row.iter().enumerate().for_each(|(n, v)| input[iw0 + n * stride] += v),
+        }
     });
 }
 
@@ -271,98 +354,35 @@ fn walk_patches(
     shape: &ConvShape,
     row_len: usize,
     first: usize,
+    out_rows: std::ops::Range<usize>,
     mut visit: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>, std::ops::Range<usize>, usize, usize),
 ) {
     let ([h, w], [kh, kw], [sh, sw], [ph, pw]) = (shape.in_size, shape.kernel, shape.stride, shape.padding);
-    let [out_h, out_w] = shape.out_size();
+    let out_w = shape.out_size()[1];
     let channels = shape.in_channels / shape.groups;
-    let mut row = 0;
-    for channel in group * channels..(group + 1) * channels {
+    // Per kernel column: the output columns whose input lies inside the row, and their first input.
+    let spans: Vec<_> = (0..kw)
+        .map(|j| {
+            let ow = valid_outputs(out_w, w, sw, j, pw);
+            let iw0 = (ow.start * sw + j).saturating_sub(pw);
+            (ow, iw0)
+        })
+        .collect();
+    // Kernel columns innermost: they read the same input row one after the other.
+    for (c, channel) in (group * channels..(group + 1) * channels).enumerate() {
         for i in 0..kh {
-            for j in 0..kw {
-                let ow = valid_outputs(out_w, w, sw, j, pw);
-                let iw0 = (ow.start * sw + j).saturating_sub(pw);
-                for oh in 0..out_h {
-                    let columns_row = row * row_len + first + oh * out_w;
-                    let ih = (oh * sh + i).checked_sub(ph).filter(|&ih| ih < h);
-                    let input_row = match ih {
-                        Some(ih) => (channel * h + ih) * w..(channel * h + ih + 1) * w,
-                        None => 0..0,
-                    };
-                    visit(input_row, columns_row..columns_row + out_w, ow.clone(), iw0, sw);
+            for oh in out_rows.clone() {
+                let ih = (oh * sh + i).checked_sub(ph).filter(|&ih| ih < h);
+                let input_row = match ih {
+                    Some(ih) => (channel * h + ih) * w..(channel * h + ih + 1) * w,
+                    None => 0..0,
+                };
+                for (j, (ow, iw0)) in spans.iter().enumerate() {
+                    let row = (c * kh + i) * kw + j;
+                    let columns_row = row * row_len + first + (oh - out_rows.start) * out_w;
+                    visit(input_row.clone(), columns_row..columns_row + out_w, ow.clone(), *iw0, sw);
                 }
-                row += 1;
             }
         }
-    }
-}
-
-/// A read-only matrix view: element `(r, c)` at `data[r * row_stride + c * col_stride]`.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert!(data.len() >= rows * cols, "matrix {rows}x{cols} over {} values", data.len());
-        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
-    }
-
-    fn transposed(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Accumulate {
-    Yes,
-    No,
-}
-
-/// `dst = lhs x rhs` (or `dst += ...`), `dst` row-major `[lhs.rows, rhs.cols]`.
-fn matmul(dst: &mut [f32], accumulate: Accumulate, lhs: Matrix, rhs: Matrix, parallelism: gemm::Parallelism) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(k, rhs.rows, "inner sizes differ");
-    assert_eq!(dst.len(), m * n, "destination is not {m}x{n}");
-    for a in [lhs, rhs] {
-        if a.rows > 0 && a.cols > 0 {
-            assert!((a.rows - 1) * a.row_stride + (a.cols - 1) * a.col_stride < a.data.len());
-        }
-    }
-    // SAFETY: the asserts above keep every element gemm reads or writes inside its slice, `dst`
-    // is borrowed mutably, so it overlaps neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate == Accumulate::Yes,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
     }
 }

@@ -1,5 +1,5 @@
 //! Our CPU layers as steps of Burn's autodiff graph on Flex: forward through the kernels in
-//! [`conv`] and [`pool`], backward through their gradients.
+//! [`conv`], [`pool`] and [`linear`], backward through their gradients.
 
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorMetadata;
@@ -10,7 +10,9 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
-use super::{conv, conv_forward, flex, pool, pool_forward, values, ConvShape, PoolShape};
+use super::{
+    conv, conv_forward, flex, linear_forward, pool, pool_forward, values, ConvShape, LinearShape, PoolShape,
+};
 
 /// A tensor on `Autodiff<Flex>` (burn-autodiff does not export its name).
 type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
@@ -92,5 +94,52 @@ pub fn max_pool(x: AutodiffTensor, shape: PoolShape) -> AutodiffTensor {
             prep.finish((x.primitive, shape), output)
         }
         OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive, &shape)),
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    /// Input and weights.
+    type State = (FlexTensor, FlexTensor, LinearShape);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, weight, shape) = ops.state;
+        let [x_shape, weight_shape] = [x.shape(), weight.shape()];
+        let [x, weight] = [x, weight].map(|t| t.to_contiguous());
+        let found =
+            super::linear::backward(values(&x), values(&weight), values(&grad), &shape, x_node.is_some());
+        if let (Some(node), Some(input)) = (x_node, found.input) {
+            grads.register::<Flex>(node.id, flex(input, x_shape));
+        }
+        if let Some(node) = weight_node {
+            grads.register::<Flex>(node.id, flex(found.weight, weight_shape));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node.id, flex(found.bias, [shape.outputs]));
+        }
+    }
+}
+
+/// `x · weight + bias` under `Autodiff<Flex>`.
+pub fn linear(
+    x: AutodiffTensor,
+    weight: AutodiffTensor,
+    bias: AutodiffTensor,
+    shape: LinearShape,
+) -> AutodiffTensor {
+    let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+    match LinearBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let output =
+                linear_forward(x.primitive.clone(), weight.primitive.clone(), bias.primitive, &shape);
+            prep.finish((x.primitive, weight.primitive, shape), output)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(linear_forward(x.primitive, weight.primitive, bias.primitive, &shape))
+        }
     }
 }

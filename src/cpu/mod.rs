@@ -1,34 +1,38 @@
 //! Our own layers for the CPU: on Burn's Flex backend (the trainer's `--backend cpu`, `trainer
-//! predict`, the page's CPU path) each of AlexNet's conv + ReLU layers runs as one im2col + matrix
-//! product per image with the bias and ReLU fused ([`conv`]), and max pooling takes its maxima
-//! down whole rows ([`pool`]); under autodiff their gradients are ours too ([`graph`]). On every other
-//! backend (CUDA, wgpu, WebGPU) these are Burn's `Conv2d`, `Relu` and `MaxPool2d`, as before.
+//! predict`, the page's CPU path) each of AlexNet's conv + ReLU layers runs as im2col + matrix
+//! products with the bias and ReLU fused (`conv.rs`), max pooling takes its maxima down whole rows
+//! (`pool.rs`), and fully connected layers stream their weights once (`linear.rs`); under autodiff
+//! their gradients are ours too (`graph.rs`). On every other backend (CUDA, wgpu, WebGPU) these
+//! are Burn's `Conv2d`, `Relu`, `MaxPool2d` and `Linear`, as before.
 //!
 //! How it plugs in: Burn 0.21 extends a backend through a trait the model would have to be
 //! bounded by, and every backend type the trainer and page use (Autodiff, Fusion, CubeBackend
-//! over three runtimes) would have to implement it here. Instead [`conv_relu`] and [`max_pool`]
-//! look at the concrete backend type: Flex, or Autodiff over Flex, whose backward steps are
+//! over three runtimes) would have to implement it here. Instead [`conv_relu`], [`max_pool`] and
+//! [`linear()`] look at the concrete backend type: Flex, or Autodiff over Flex, whose backward steps are
 //! written with burn-autodiff's `Backward`, as Burn's own ops are. The model stays
 //! `AlexNet<B: Backend>`, and the same functions run natively and in wasm.
 
 mod conv;
 mod graph;
+mod linear;
+mod matrix;
 mod pool;
 
 use std::any::{Any, TypeId};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::PaddingConfig2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
-pub use conv::ConvShape;
-pub use pool::PoolShape;
+use conv::ConvShape;
+use linear::LinearShape;
+use pool::PoolShape;
 
-/// Whether [`conv_relu`] and [`max_pool`] take our path on backend `B` (for f32 tensors).
+/// Whether [`conv_relu`], [`max_pool`] and [`linear()`] take our path on backend `B` (for f32 tensors).
 pub fn is_ours<B: Backend>() -> bool {
     ours::<B>().is_some()
 }
@@ -73,6 +77,28 @@ pub fn max_pool<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
         (Some(Ours::Flex), Some(shape)) => tensor(pool_forward(cast(primitive(x)), &shape)),
         (Some(Ours::AutodiffFlex), Some(shape)) => tensor(graph::max_pool(cast(primitive(x)), shape)),
         _ => pool.forward(x),
+    }
+}
+
+/// `linear.forward(x)`: ours on the CPU, Burn's elsewhere.
+pub fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [batch, inputs] = x.dims();
+    let [weight_inputs, outputs] = linear.weight.dims();
+    let shape = (inputs == weight_inputs && x.dtype() == DType::F32).then_some(LinearShape {
+        batch,
+        inputs,
+        outputs,
+    });
+    match (ours::<B>(), shape, linear.bias.as_ref()) {
+        (Some(Ours::Flex), Some(shape), Some(bias)) => {
+            let [x, weight, bias] = [primitive(x), primitive(linear.weight.val()), primitive(bias.val())];
+            tensor(linear_forward(cast(x), cast(weight), cast(bias), &shape))
+        }
+        (Some(Ours::AutodiffFlex), Some(shape), Some(bias)) => {
+            let [x, weight, bias] = [primitive(x), primitive(linear.weight.val()), primitive(bias.val())];
+            tensor(graph::linear(cast(x), cast(weight), cast(bias), shape))
+        }
+        _ => linear.forward(x),
     }
 }
 
@@ -139,7 +165,7 @@ fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> B::FloatTensor
     tensor.into_primitive().tensor()
 }
 
-fn tensor<B: Backend, T: 'static>(primitive: T) -> Tensor<B, 4> {
+fn tensor<B: Backend, const D: usize, T: 'static>(primitive: T) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(cast(primitive)))
 }
 
@@ -169,4 +195,10 @@ fn pool_forward(x: FlexTensor, shape: &PoolShape) -> FlexTensor {
     let out = pool::forward(values(&x.to_contiguous()), shape);
     let [out_h, out_w] = shape.out_size();
     flex(out, [batch, channels, out_h, out_w])
+}
+
+fn linear_forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, shape: &LinearShape) -> FlexTensor {
+    let [x, weight, bias] = [x, weight, bias].map(|t| t.to_contiguous());
+    let out = linear::forward(values(&x), values(&weight), Some(values(&bias)), shape);
+    flex(out, [shape.batch, shape.outputs])
 }

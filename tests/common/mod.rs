@@ -82,9 +82,18 @@ pub fn small_model(num_classes: usize) -> SavedModel<TestBackend> {
 
 /// The largest difference between `a` and `b`, relative to the largest magnitude in `a`.
 pub fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    max_difference(a, b) / largest_magnitude(a).max(f32::MIN_POSITIVE)
+}
+
+/// The largest `|a[i] - b[i]|`.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+}
+
+/// The largest `|value|`.
+pub fn largest_magnitude<'a>(values: impl IntoIterator<Item = &'a f32>) -> f32 {
+    values.into_iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
 /// Every parameter of `model` by name, as f32 values.

@@ -10,6 +10,7 @@ pub mod data;
 pub mod eval;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub mod gpu;
+pub mod memory;
 pub mod metrics;
 pub mod peers;
 pub mod precision;

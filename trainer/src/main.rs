@@ -367,6 +367,7 @@ fn info(path: &Path, json: bool) -> Result<()> {
 }
 
 fn main() {
+    trainer::memory::keep_freed_memory();
     backend::exit_on_any_panic();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use alexnet::weights::SavedModel;
 use burn::backend::Flex;
-use common::{imagenette, parameters};
+use common::{imagenette, largest_magnitude, max_difference, parameters};
 
 const TRAINER: &str = env!("CARGO_BIN_EXE_trainer");
 
@@ -99,9 +99,9 @@ fn assert_same_run(a: &Path, b: &Path, tolerance: f64) {
         }
     }
     let (a, b) = (weights(a), weights(b));
-    let scale = a.iter().flat_map(|(_, values)| values).fold(0f32, |m, v| m.max(v.abs()));
+    let scale = largest_magnitude(a.iter().flat_map(|(_, values)| values));
     for ((name, p), (_, q)) in a.iter().zip(&b) {
-        let difference = p.iter().zip(q).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale;
+        let difference = max_difference(p, q) / scale;
         assert!(difference as f64 <= tolerance, "{name}: {difference}");
     }
 }
