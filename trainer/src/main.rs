@@ -19,7 +19,7 @@ use trainer::train::{train_ranked, TrainOptions};
 #[command(version, about = "AlexNet in Burn: train, evaluate, predict, import, convert, benchmark")]
 struct Cli {
     /// Backend to run on (default: the fastest one compiled in whose device starts; a software
-    /// GPU such as Mesa's lavapipe only when named).
+    /// GPU such as Mesa's lavapipe only when named; `convert` and `import-torchvision`: the CPU).
     #[arg(long, global = true, value_enum)]
     backend: Option<BackendKind>,
     #[command(subcommand)]
@@ -376,6 +376,11 @@ fn main() {
         Command::Curves { run } => trainer::metrics::read(&run.join("metrics.json"))
             .and_then(|history| trainer::metrics::write_all(&run, &history))
             .map(|()| println!("{}", run.join("curves.svg").display())),
+        // File conversions: the CPU unless another backend is asked for (no GPU to start, and
+        // a GPU's driver probe can print to stderr).
+        command @ (Command::Convert { .. } | Command::ImportTorchvision { .. }) => {
+            backend::run(cli.backend.or(Some(BackendKind::Cpu)), Run(command))
+        }
         command => backend::run(cli.backend, Run(command)),
     };
     if let Err(e) = result {
