@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use super::matrix::{matmul, matmul_into, Accumulate, Matrix};
+use super::Gradients;
 
 /// The sizes of one convolution: NCHW input, square-or-not kernel, symmetric padding, groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,12 +148,6 @@ const PATCH_BLOCK_FLOATS: usize = 128 * 1024;
 
 /// Gradients of [`forward`]: `output` is its result and `grad_output` the gradient there. The
 /// input's gradient only when `input_gradient` (conv1's input, the images, needs none).
-pub struct Gradients {
-    pub input: Option<Vec<f32>>,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
-
 pub fn backward(
     x: &[f32],
     weight: &[f32],
@@ -308,7 +303,7 @@ fn im2col(
     // (elements 0, 4, 8...; 1, 5, 9...): the kernel columns that read it then copy runs of one
     // phase instead of each gathering every fourth element.
     let phase_len = shape.in_size[1].div_ceil(shape.stride[1]);
-    let (mut phases, mut phased) = (vec![0.0; shape.stride[1] * phase_len], None);
+    let (mut phases, mut phased) = (Vec::new(), None);
     walk_patches(group, shape, row_len, first, out_rows, |input_row, columns_row, ow, iw0, stride| {
         let row = &mut columns[columns_row];
         row[..ow.start].fill(0.0);
@@ -319,6 +314,7 @@ fn im2col(
             (false, 1) => row[ow.clone()].copy_from_slice(&input[iw0..][..ow.len()]),
             (false, s) => {
                 if phased != Some(input_row.start) {
+                    phases.resize(s * phase_len, 0.0);
                     for (start, phase) in phases.chunks_mut(phase_len).enumerate() {
                         phase.iter_mut().zip(input[start..].iter().step_by(s)).for_each(|(p, &v)| *p = v);
                     }

@@ -2,20 +2,40 @@
 //! [`conv`], [`pool`] and [`linear`], backward through their gradients.
 
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::TensorMetadata;
+use burn::tensor::{Shape, TensorMetadata};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_autodiff::Autodiff;
+use burn_autodiff::{Autodiff, NodeId};
 use burn_flex::{Flex, FlexTensor};
 
 use super::{
-    conv, conv_forward, flex, linear_forward, pool, pool_forward, values, ConvShape, LinearShape, PoolShape,
+    conv, conv_forward, flex, linear_forward, pool, pool_forward, values, ConvShape,
+    Gradients as LayerGradients, LinearShape, PoolShape,
 };
 
 /// A tensor on `Autodiff<Flex>` (burn-autodiff does not export its name).
-type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
+pub(super) type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
+
+/// Hands a layer's gradients to the parents (input, weights, bias) that want one.
+fn register(
+    grads: &mut Gradients,
+    [x, weight, bias]: [Option<NodeId>; 3],
+    found: LayerGradients,
+    [x_shape, weight_shape]: [Shape; 2],
+) {
+    if let (Some(node), Some(input)) = (x, found.input) {
+        grads.register::<Flex>(node, flex(input, x_shape));
+    }
+    if let Some(node) = weight {
+        grads.register::<Flex>(node, flex(found.weight, weight_shape));
+    }
+    if let Some(node) = bias {
+        let len = found.bias.len();
+        grads.register::<Flex>(node, flex(found.bias, [len]));
+    }
+}
 
 #[derive(Debug)]
 struct ConvReluBackward;
@@ -38,15 +58,8 @@ impl Backward<Flex, 3> for ConvReluBackward {
             &shape,
             x_node.is_some(),
         );
-        if let (Some(node), Some(input)) = (x_node, found.input) {
-            grads.register::<Flex>(node.id, flex(input, x_shape));
-        }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, flex(found.weight, weight_shape));
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, flex(found.bias, [shape.out_channels]));
-        }
+        let nodes = [x_node, weight_node, bias_node].map(|node| node.map(|node| node.id));
+        register(grads, nodes, found, [x_shape, weight_shape]);
     }
 }
 
@@ -112,15 +125,8 @@ impl Backward<Flex, 3> for LinearBackward {
         let [x, weight] = [x, weight].map(|t| t.to_contiguous());
         let found =
             super::linear::backward(values(&x), values(&weight), values(&grad), &shape, x_node.is_some());
-        if let (Some(node), Some(input)) = (x_node, found.input) {
-            grads.register::<Flex>(node.id, flex(input, x_shape));
-        }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, flex(found.weight, weight_shape));
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, flex(found.bias, [shape.outputs]));
-        }
+        let nodes = [x_node, weight_node, bias_node].map(|node| node.map(|node| node.id));
+        register(grads, nodes, found, [x_shape, weight_shape]);
     }
 }
 

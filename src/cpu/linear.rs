@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::matrix::{product, Matrix};
+use super::Gradients;
 
 /// One fully connected layer applied to `batch` rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,15 +185,6 @@ fn multiply_rows<const N: usize, const FMA: bool>(
 }
 
 /// Gradients of a fully connected layer given its output's gradient `grad [batch, outputs]`.
-pub struct Gradients {
-    /// `[batch, inputs]`, when asked for.
-    pub input: Option<Vec<f32>>,
-    /// `[inputs, outputs]`.
-    pub weight: Vec<f32>,
-    /// `[outputs]`.
-    pub bias: Vec<f32>,
-}
-
 pub fn backward(x: &[f32], weight: &[f32], grad: &[f32], shape: &LinearShape, input_grad: bool) -> Gradients {
     let LinearShape { batch, inputs, outputs } = *shape;
     let bias = column_sums(grad, outputs);

@@ -32,6 +32,14 @@ use conv::ConvShape;
 use linear::LinearShape;
 use pool::PoolShape;
 
+/// The gradients of a layer with weights and a bias, each as its tensor's values.
+pub(crate) struct Gradients {
+    /// The input's, when asked for.
+    pub input: Option<Vec<f32>>,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
 /// Whether [`conv_relu`], [`max_pool`] and [`linear()`] take our path on backend `B` (for f32 tensors).
 pub fn is_ours<B: Backend>() -> bool {
     ours::<B>().is_some()
@@ -58,13 +66,8 @@ fn ours<B: Backend>() -> Option<Ours> {
 pub fn conv_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let shape = conv_shape(conv, &x).filter(|_| x.dtype() == DType::F32);
     match (ours::<B>(), shape, conv.bias.as_ref()) {
-        (Some(Ours::Flex), Some(shape), Some(bias)) => {
-            let [x, weight, bias] = [primitive(x), primitive(conv.weight.val()), primitive(bias.val())];
-            tensor(conv_forward(cast(x), cast(weight), cast(bias), &shape))
-        }
-        (Some(Ours::AutodiffFlex), Some(shape), Some(bias)) => {
-            let [x, weight, bias] = [primitive(x), primitive(conv.weight.val()), primitive(bias.val())];
-            tensor(graph::conv_relu(cast(x), cast(weight), cast(bias), shape))
+        (Some(ours), Some(shape), Some(bias)) => {
+            with_weights(ours, x, conv.weight.val(), bias.val(), shape, conv_forward, graph::conv_relu)
         }
         _ => burn::tensor::activation::relu(conv.forward(x)),
     }
@@ -90,15 +93,33 @@ pub fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
         outputs,
     });
     match (ours::<B>(), shape, linear.bias.as_ref()) {
-        (Some(Ours::Flex), Some(shape), Some(bias)) => {
-            let [x, weight, bias] = [primitive(x), primitive(linear.weight.val()), primitive(bias.val())];
-            tensor(linear_forward(cast(x), cast(weight), cast(bias), &shape))
-        }
-        (Some(Ours::AutodiffFlex), Some(shape), Some(bias)) => {
-            let [x, weight, bias] = [primitive(x), primitive(linear.weight.val()), primitive(bias.val())];
-            tensor(graph::linear(cast(x), cast(weight), cast(bias), shape))
+        (Some(ours), Some(shape), Some(bias)) => {
+            with_weights(ours, x, linear.weight.val(), bias.val(), shape, linear_forward, graph::linear)
         }
         _ => linear.forward(x),
+    }
+}
+
+/// A layer with weights and a bias on our path: `flex` on Flex, `graph` (its autodiff step)
+/// on Autodiff<Flex>.
+fn with_weights<B: Backend, const D: usize, const W: usize, S>(
+    ours: Ours,
+    x: Tensor<B, D>,
+    weight: Tensor<B, W>,
+    bias: Tensor<B, 1>,
+    shape: S,
+    flex: fn(FlexTensor, FlexTensor, FlexTensor, &S) -> FlexTensor,
+    graph: fn(
+        graph::AutodiffTensor,
+        graph::AutodiffTensor,
+        graph::AutodiffTensor,
+        S,
+    ) -> graph::AutodiffTensor,
+) -> Tensor<B, D> {
+    let [x, weight, bias] = [primitive(x), primitive(weight), primitive(bias)];
+    match ours {
+        Ours::Flex => tensor(flex(cast(x), cast(weight), cast(bias), &shape)),
+        Ours::AutodiffFlex => tensor(graph(cast(x), cast(weight), cast(bias), shape)),
     }
 }
 
