@@ -11,10 +11,14 @@
 //! is two matrix products (weights; input, then col2im) per block of images side by side,
 //! threads sharing out the images, instead of a general transposed convolution with a serial
 //! col2im.
+//!
+//! Stride-1 3x3 and 5x5 layers at batch 4 and up (conv2..conv5 in training and batched
+//! inference) go to `winograd.rs` instead, forward and backward.
 
 use rayon::prelude::*;
 
 use super::matrix::{matmul, matmul_into, Accumulate, Matrix};
+use super::winograd::{self, Algorithm, Epilogue, Weights};
 use super::Gradients;
 
 /// The sizes of one convolution: NCHW input, square-or-not kernel, symmetric padding, groups.
@@ -36,7 +40,7 @@ impl ConvShape {
         [0, 1].map(|d| (self.in_size[d] + 2 * self.padding[d] - self.kernel[d]) / self.stride[d] + 1)
     }
 
-    fn in_len(&self) -> usize {
+    pub fn in_len(&self) -> usize {
         self.in_channels * self.in_size[0] * self.in_size[1]
     }
 
@@ -45,7 +49,7 @@ impl ConvShape {
         h * w
     }
 
-    fn out_len(&self) -> usize {
+    pub fn out_len(&self) -> usize {
         self.out_channels * self.pixels_out()
     }
 
@@ -58,6 +62,19 @@ impl ConvShape {
         self.out_channels / self.groups
     }
 
+    /// The convolution that takes the gradient at this one's output back to its input, for
+    /// stride 1 and padding narrower than the kernel: in and out swapped, the padding `k - 1 - p`.
+    fn of_gradient(&self) -> Option<Self> {
+        let fits = self.stride == [1, 1] && (0..2).all(|d| self.padding[d] < self.kernel[d]);
+        fits.then(|| Self {
+            in_channels: self.out_channels,
+            in_size: self.out_size(),
+            out_channels: self.in_channels,
+            padding: [0, 1].map(|d| self.kernel[d] - 1 - self.padding[d]),
+            ..*self
+        })
+    }
+
     /// One group's weights as a `[out/groups, patch_len]` matrix.
     fn group_weights<'a>(&self, weight: &'a [f32], group: usize) -> Matrix<'a> {
         let (rows, cols) = (self.out_per_group(), self.patch_len());
@@ -67,6 +84,9 @@ impl ConvShape {
 
 /// `relu(conv(x, weight) + bias)`, NCHW in and out.
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], shape: &ConvShape) -> Vec<f32> {
+    if let Some(w) = Algorithm::for_shape(shape) {
+        return winograd::convolve(x, weight, Weights::AsStored, shape, Epilogue::BiasRelu(bias), w);
+    }
     let ([out_h, out_w], patch, pixels) = (shape.out_size(), shape.patch_len(), shape.pixels_out());
     let (run, rows) = forward_tasks(shape);
     let len = shape.batch * shape.out_len();
@@ -156,6 +176,12 @@ pub fn backward(
     shape: &ConvShape,
     input_gradient: bool,
 ) -> Gradients {
+    let gradient_shape = shape.of_gradient().filter(|_| input_gradient);
+    if let Some(algorithm) =
+        Algorithm::for_shape(shape).filter(|_| gradient_shape.is_some() || !input_gradient)
+    {
+        return backward_by_winograd(x, weight, output, grad_output, shape, gradient_shape, algorithm);
+    }
     let (pixels, patch, out_per_group) = (shape.pixels_out(), shape.patch_len(), shape.out_per_group());
     // Each worker takes a run of images and sums its own weight and bias gradients; the runs
     // are added at the end. The input gradient of each image is its own slice: no sharing.
@@ -243,6 +269,32 @@ pub fn backward(
             |a, b| (add(a.0, b.0), add(a.1, b.1)),
         );
     Gradients { input: input_gradient.then_some(grad_input), weight: weight_grad, bias }
+}
+
+/// [`backward`] by Winograd's algorithm: the input's gradient as the convolution `gradient_shape`
+/// of the output's gradient (when asked for), the weights' from the same tiles as the forward's.
+fn backward_by_winograd(
+    x: &[f32],
+    weight: &[f32],
+    output: &[f32],
+    grad_output: &[f32],
+    shape: &ConvShape,
+    gradient_shape: Option<ConvShape>,
+    algorithm: Algorithm,
+) -> Gradients {
+    // Through the ReLU: the gradient flows where the output is positive.
+    let through_relu: Vec<f32> =
+        output.par_iter().zip(grad_output).map(|(&y, &dy)| if y > 0.0 { dy } else { 0.0 }).collect();
+    let mut bias = vec![0.0; shape.out_channels];
+    for (plane, values) in through_relu.chunks(shape.pixels_out()).enumerate() {
+        bias[plane % shape.out_channels] += values.iter().sum::<f32>();
+    }
+    let input = gradient_shape.map(|gradient_shape| {
+        let plain = Epilogue::Plain;
+        winograd::convolve(&through_relu, weight, Weights::OfGradient, &gradient_shape, plain, algorithm)
+    });
+    let weight = winograd::weight_gradient(x, &through_relu, shape, algorithm);
+    Gradients { input, weight, bias }
 }
 
 fn add(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {

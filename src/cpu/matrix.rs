@@ -19,6 +19,11 @@ impl<'a> Matrix<'a> {
         Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
+    /// Element `(r, c)` at `data[r * row_stride + c * col_stride]`.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, [row_stride, col_stride]: [usize; 2]) -> Self {
+        Self { data, rows, cols, row_stride, col_stride }
+    }
+
     pub fn transposed(self) -> Self {
         Self {
             rows: self.cols,

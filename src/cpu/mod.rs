@@ -1,8 +1,9 @@
 //! Our own layers for the CPU: on Burn's Flex backend (the trainer's `--backend cpu`, `trainer
 //! predict`, the page's CPU path) each of AlexNet's conv + ReLU layers runs as im2col + matrix
-//! products with the bias and ReLU fused (`conv.rs`), max pooling takes its maxima down whole rows
-//! (`pool.rs`), and fully connected layers stream their weights once (`linear.rs`); under autodiff
-//! their gradients are ours too (`graph.rs`). On every other backend (CUDA, wgpu, WebGPU) these
+//! products with the bias and ReLU fused (`conv.rs`), or from batch 4 on, for the stride-1 3x3
+//! and 5x5 layers, by Winograd's minimal filtering (`winograd.rs`); max pooling takes its
+//! maxima down whole rows (`pool.rs`), and fully connected layers stream their weights once
+//! (`linear.rs`); under autodiff their gradients are ours too (`graph.rs`). On every other backend (CUDA, wgpu, WebGPU) these
 //! are Burn's `Conv2d`, `Relu`, `MaxPool2d` and `Linear`, as before.
 //!
 //! How it plugs in: Burn 0.21 extends a backend through a trait the model would have to be
@@ -17,6 +18,7 @@ mod graph;
 mod linear;
 mod matrix;
 mod pool;
+mod winograd;
 
 use std::any::{Any, TypeId};
 
