@@ -13,6 +13,26 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use common::{largest_magnitude, max_relative_difference};
+use std::sync::{Mutex, MutexGuard};
+
+/// Flex draws every random tensor from one global generator, and the test harness runs these
+/// tests on parallel threads: each test that draws holds this lock from its seed on, so its
+/// values are the same on every run and a failure can be reproduced.
+fn seeded(seed: u64) -> MutexGuard<'static, ()> {
+    static RANDOM: Mutex<()> = Mutex::new(());
+    let guard = RANDOM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Flex::seed(&Default::default(), seed);
+    guard
+}
+
+/// Our sums run in another order than Burn's: they differ by a few 1e-6 of the largest value.
+const ROUNDING: f32 = 1e-5;
+
+/// Winograd's algorithm rounds more: its transforms scale values by up to 8 before and after the
+/// products. Over 150 draws per layer its weight gradients differed from Burn's by up to 1.1e-5 of
+/// the largest value (against float64: ours 1.0e-5, Burn's 8e-7), its outputs and input gradients
+/// by up to 7e-6.
+const WINOGRAD_ROUNDING: f32 = 4e-5;
 
 /// One layer: `[in, out]` channels, kernel, stride, padding, groups, input side.
 struct Layer {
@@ -36,6 +56,19 @@ const LAYERS: [Layer; 6] = [
     Layer { channels: [4, 6], kernel: 5, stride: 1, padding: 2, groups: 1, side: 64 },
 ];
 
+impl Layer {
+    /// How far ours may be from Burn's: src/cpu/conv.rs takes Winograd's algorithm for stride-1
+    /// 3x3 and 5x5 kernels from batch 4 on.
+    fn rounding(&self, batch: usize) -> f32 {
+        let winograd = self.stride == 1 && [3, 5].contains(&self.kernel) && batch >= 4;
+        if winograd {
+            WINOGRAD_ROUNDING
+        } else {
+            ROUNDING
+        }
+    }
+}
+
 fn conv<B: Backend>(layer: &Layer, device: &B::Device) -> Conv2d<B> {
     let p = layer.padding;
     Conv2dConfig::new(layer.channels, [layer.kernel, layer.kernel])
@@ -51,19 +84,24 @@ fn input<B: Backend>(layer: &Layer, batch: usize, device: &B::Device) -> Tensor<
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
-fn assert_close<B: Backend, const D: usize>(what: &str, ours: Tensor<B, D>, burns: Tensor<B, D>) {
+fn assert_close<B: Backend, const D: usize>(
+    what: &str,
+    ours: Tensor<B, D>,
+    burns: Tensor<B, D>,
+    tolerance: f32,
+) {
     assert_eq!(ours.dims(), burns.dims(), "{what}: shapes");
     let values = |t: Tensor<B, D>| t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 values");
     let (ours, burns) = (values(ours), values(burns));
     assert!(largest_magnitude(&burns) > 0.0, "{what}: all zero");
     let difference = max_relative_difference(&burns, &ours);
-    assert!(difference <= 1e-5, "{what}: differs by {difference} of the largest value");
+    assert!(difference <= tolerance, "{what}: differs by {difference} of the largest value");
 }
 
 #[test]
 fn forward_matches_burns_conv_and_relu() {
     let device = Default::default();
-    Flex::seed(&device, 1);
+    let _random = seeded(1);
     for (index, layer) in LAYERS.iter().enumerate() {
         // Batch 1 splits each matrix product across threads, batch 3 the images; batch 8 takes
         // Winograd's algorithm for the stride-1 3x3 and 5x5 layers.
@@ -75,7 +113,7 @@ fn forward_matches_burns_conv_and_relu() {
             let zeros = burns.clone().equal_elem(0.0).int().sum().into_scalar() as usize;
             let total = burns.dims().iter().product::<usize>();
             assert!((total / 5..total * 4 / 5).contains(&zeros), "layer {index}: {zeros} of {total} cut");
-            assert_close(&format!("layer {index}, batch {batch}"), ours, burns);
+            assert_close(&format!("layer {index}, batch {batch}"), ours, burns, layer.rounding(batch));
         }
     }
 }
@@ -84,7 +122,7 @@ fn forward_matches_burns_conv_and_relu() {
 fn gradients_match_burns_conv_and_relu() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    B::seed(&device, 2);
+    let _random = seeded(2);
     for (index, layer) in LAYERS.iter().enumerate() {
         for batch in [1, 3, 8] {
             let conv = conv::<B>(layer, &device);
@@ -100,11 +138,12 @@ fn gradients_match_burns_conv_and_relu() {
             let burns = (relu(conv.forward(x.clone())) * upstream).sum().backward();
             let what = |name: &str| format!("layer {index}, batch {batch}: {name}");
             let grad = |t: &Tensor<B, 4>, g| t.grad(g).expect("a gradient");
-            assert_close(&what("input"), grad(&x, &ours), grad(&x, &burns));
+            let tolerance = layer.rounding(batch);
+            assert_close(&what("input"), grad(&x, &ours), grad(&x, &burns), tolerance);
             let weight = &conv.weight.val();
-            assert_close(&what("weight"), grad(weight, &ours), grad(weight, &burns));
+            assert_close(&what("weight"), grad(weight, &ours), grad(weight, &burns), tolerance);
             let bias = conv.bias.as_ref().expect("a bias").val();
-            assert_close(&what("bias"), bias.grad(&ours).unwrap(), bias.grad(&burns).unwrap());
+            assert_close(&what("bias"), bias.grad(&ours).unwrap(), bias.grad(&burns).unwrap(), ROUNDING);
         }
     }
 }
@@ -113,6 +152,7 @@ fn gradients_match_burns_conv_and_relu() {
 fn images_without_gradient_get_none() {
     type B = Autodiff<Flex>;
     let device = Default::default();
+    let _random = seeded(6);
     let layer = &LAYERS[0];
     let conv = conv::<B>(layer, &device);
     let x = input::<B>(layer, 2, &device);
@@ -134,21 +174,22 @@ fn ours_on_flex_only() {
 fn max_pool_and_its_gradient_match_burns() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    B::seed(&device, 3);
+    let _random = seeded(3);
     for (kernel, stride, side) in [(3, 2, 55), (3, 2, 27), (3, 2, 13), (2, 2, 9)] {
         let pool = MaxPool2dConfig::new([kernel, kernel]).with_strides([stride, stride]).init();
         let x = Tensor::<B, 4>::random([2, 5, side, side + 1], Distribution::Normal(0.0, 1.0), &device)
             .require_grad();
         let what = |name: &str| format!("{kernel}x{kernel} stride {stride} on {side}: {name}");
         let (ours, burns) = (max_pool(&pool, x.clone()), pool.forward(x.clone()));
-        assert_close(&what("output"), ours.clone(), burns.clone());
+        // A maximum is exact; the gradient sums where windows overlap.
+        assert_close(&what("output"), ours.clone(), burns.clone(), 0.0);
         let upstream = ours.random_like(Distribution::Normal(0.0, 1.0));
         let ours = (ours * upstream.clone()).sum().backward();
         let burns = (burns * upstream).sum().backward();
-        assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap());
+        assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap(), ROUNDING);
         // Inference on Flex itself.
         let x = x.inner();
-        assert_close(&what("Flex output"), max_pool(&pool, x.clone()), pool.forward(x));
+        assert_close(&what("Flex output"), max_pool(&pool, x.clone()), pool.forward(x), 0.0);
     }
 }
 
@@ -159,7 +200,7 @@ fn max_pool_and_its_gradient_match_burns() {
 fn linear_and_its_gradients_match_burns() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    B::seed(&device, 5);
+    let _random = seeded(5);
     for (inputs, outputs) in [(576, 256), (256, 10), (37, 21), (9, 1003)] {
         for batch in [1, 4, 6] {
             let layer = LinearConfig::new(inputs, outputs).init::<B>(&device);
@@ -167,18 +208,28 @@ fn linear_and_its_gradients_match_burns() {
                 .require_grad();
             let what = |name: &str| format!("{inputs}->{outputs}, batch {batch}: {name}");
             let (ours, burns) = (linear(&layer, x.clone()), layer.forward(x.clone()));
-            assert_close(&what("output"), ours.clone(), burns.clone());
+            assert_close(&what("output"), ours.clone(), burns.clone(), ROUNDING);
             let upstream = ours.random_like(Distribution::Normal(0.0, 1.0));
             let ours = (ours * upstream.clone()).sum().backward();
             let burns = (burns * upstream).sum().backward();
-            assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap());
+            assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap(), ROUNDING);
             let weight = layer.weight.val();
-            assert_close(&what("weight gradient"), weight.grad(&ours).unwrap(), weight.grad(&burns).unwrap());
+            assert_close(
+                &what("weight gradient"),
+                weight.grad(&ours).unwrap(),
+                weight.grad(&burns).unwrap(),
+                ROUNDING,
+            );
             let bias = layer.bias.as_ref().expect("a bias").val();
-            assert_close(&what("bias gradient"), bias.grad(&ours).unwrap(), bias.grad(&burns).unwrap());
+            assert_close(
+                &what("bias gradient"),
+                bias.grad(&ours).unwrap(),
+                bias.grad(&burns).unwrap(),
+                ROUNDING,
+            );
             // Inference on Flex itself.
             let (layer, x) = (layer.valid(), x.inner());
-            assert_close(&what("Flex output"), linear(&layer, x.clone()), layer.forward(x));
+            assert_close(&what("Flex output"), linear(&layer, x.clone()), layer.forward(x), ROUNDING);
         }
     }
     let layer = LinearConfig::new(16, 24).init::<Flex>(&device);
@@ -196,7 +247,7 @@ fn a_batch_gradient_is_the_mean_of_its_halves() {
     use burn::module::{Module, ModuleVisitor, Param};
     type B = Autodiff<Flex>;
     let device = Default::default();
-    B::seed(&device, 4);
+    let _random = seeded(4);
     let config = AlexNetConfig::torchvision(2).with_width(0.125).with_dropout(0.0);
     let model = config.init::<B>(&device);
     let images = Tensor::<B, 4>::random([8, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
