@@ -131,9 +131,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], shape: &ConvShape) -> Ve
                 for (c, (out, &b)) in outs.zip(bias).enumerate() {
                     let products = &products[c * width + i * pixel_range.len()..][..pixel_range.len()];
                     for (out, &product) in out.iter_mut().zip(products) {
-                        // NaN stays NaN (not `max`), so a diverged network still shows a NaN loss.
-                        let z = product + b;
-                        out.write(if z < 0.0 { 0.0 } else { z });
+                        out.write(relu(product + b));
                     }
                 }
             }
@@ -221,15 +219,15 @@ pub fn backward(
                             (width, i * pixels),
                             0..shape.out_size()[0],
                         );
-                        // Through the ReLU (the gradient flows where the output is positive)
-                        // into row c, columns of image i, of the block's gradient matrix.
+                        // Through the ReLU into row c, columns of image i, of the block's
+                        // gradient matrix.
                         for c in 0..out_per_group {
                             let channel = group * out_per_group + c;
                             let from = (i * shape.out_channels + channel) * pixels..;
                             let into = &mut grads[c * width + i * pixels..][..pixels];
                             let pairs = outputs[from.clone()].iter().zip(&grad_outputs[from]);
                             for (g, (&y, &dy)) in into.iter_mut().zip(pairs) {
-                                *g = if y > 0.0 { dy } else { 0.0 };
+                                *g = through_relu(y, dy);
                             }
                             bias[channel] += into.iter().sum::<f32>();
                         }
@@ -282,19 +280,35 @@ fn backward_by_winograd(
     gradient_shape: Option<ConvShape>,
     algorithm: Algorithm,
 ) -> Gradients {
-    // Through the ReLU: the gradient flows where the output is positive.
-    let through_relu: Vec<f32> =
-        output.par_iter().zip(grad_output).map(|(&y, &dy)| if y > 0.0 { dy } else { 0.0 }).collect();
+    let grad_z: Vec<f32> = output.par_iter().zip(grad_output).map(|(&y, &dy)| through_relu(y, dy)).collect();
     let mut bias = vec![0.0; shape.out_channels];
-    for (plane, values) in through_relu.chunks(shape.pixels_out()).enumerate() {
+    for (plane, values) in grad_z.chunks(shape.pixels_out()).enumerate() {
         bias[plane % shape.out_channels] += values.iter().sum::<f32>();
     }
     let input = gradient_shape.map(|gradient_shape| {
         let plain = Epilogue::Plain;
-        winograd::convolve(&through_relu, weight, Weights::OfGradient, &gradient_shape, plain, algorithm)
+        winograd::convolve(&grad_z, weight, Weights::OfGradient, &gradient_shape, plain, algorithm)
     });
-    let weight = winograd::weight_gradient(x, &through_relu, shape, algorithm);
+    let weight = winograd::weight_gradient(x, &grad_z, shape, algorithm);
     Gradients { input, weight, bias }
+}
+
+/// ReLU, but a NaN stays NaN (not `max`), so a diverged network still shows a NaN loss.
+pub(super) fn relu(z: f32) -> f32 {
+    if z < 0.0 {
+        0.0
+    } else {
+        z
+    }
+}
+
+/// The gradient `dy` at a ReLU's output `y`, taken to its input: it flows where `y` is positive.
+fn through_relu(y: f32, dy: f32) -> f32 {
+    if y > 0.0 {
+        dy
+    } else {
+        0.0
+    }
 }
 
 fn add(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {

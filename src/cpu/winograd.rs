@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::conv::ConvShape;
+use super::conv::{relu, ConvShape};
 use super::matrix::{matmul, matmul_into, Accumulate, Matrix};
 
 /// One algorithm F(m x m, r x r), `A` = m + r - 1: `a_t` takes a transformed tile back to an
@@ -455,12 +455,10 @@ impl<const M: usize, const R: usize, const A: usize> Winograd<M, R, A> {
                         let row = &mut out[(ty * M + a) * out_w + tx * M..];
                         for (out, values) in row.iter_mut().zip(block_row).take(out_w - tx * M) {
                             let z = values[lane] + bias;
-                            let z = match epilogue {
-                                // NaN stays NaN (not `max`), so a diverged network still shows a NaN loss.
-                                Epilogue::BiasRelu(_) if z < 0.0 => 0.0,
-                                _ => z,
-                            };
-                            out.write(z);
+                            out.write(match epilogue {
+                                Epilogue::BiasRelu(_) => relu(z),
+                                Epilogue::Plain => z,
+                            });
                         }
                     }
                 }
