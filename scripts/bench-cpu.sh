@@ -38,7 +38,7 @@ wasm=$(ls dist/*_bg.wasm 2>/dev/null | head -1)
 if [ -n "$wasm" ]; then
   echo "wasm: $(stat -c %s "$wasm") raw, $(gzip -9 -c "$wasm" | wc -c) gzip -9"
 else
-  echo "wasm: dist/ not built (trunk build --release)"
+  echo "wasm: dist/ not built (scripts/build-web.sh --release)"
 fi
 tmp=$(mktemp -d)
 for precision in f32 f16 int8; do

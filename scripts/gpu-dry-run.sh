@@ -3,7 +3,7 @@
 # dataset with the same trainer build (CUDA and wgpu), runs scripts/gpu-train.sh with a tiny
 # model and budget (CUDA cannot start here, so it takes the wgpu fallback), then checks what came
 # back: the int8 parts reassemble into weights that `trainer eval` reads, and every file is within
-# the device tool's return limits.
+# the size limits gpu-train.sh sets.
 #
 #   scripts/gpu-dry-run.sh          (~15 min the first time: the CUDA build; ~4 min after)
 set -euo pipefail

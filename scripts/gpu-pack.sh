@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepares, on this (x86-64) machine, everything scripts/gpu-train.sh needs on a lent GPU machine,
-# in PACK (default .gpu/, ignored by git; it travels with the device tool's `carry`):
+# Prepares, on this (x86-64) machine, everything scripts/gpu-train.sh needs on a GPU machine that
+# may have no internet: in PACK (default .gpu/, ignored by git), to copy there beside the repository
+# (pack, copy, run, bring back):
 #
 #   trainer.xz   the trainer with CUDA and wgpu, Burn's autotune and fusion, built against CUDA
 #                13.0 (CUDARC_CUDA_VERSION=13000: an NVRTC newer than the machine's driver fails)
@@ -9,11 +10,11 @@
 #                evaluated back here, at 224 px, by `trainer eval`)
 #   gl/*.deb     Vulkan and EGL loaders, for the wgpu fallback through NVIDIA's Vulkan driver
 #
-#   scripts/gpu-pack.sh                 then, on the device: `PACK=.gpu scripts/gpu-train.sh`
+#   scripts/gpu-pack.sh                 then, on the GPU machine: `PACK=.gpu scripts/gpu-train.sh`
 #
 # Settings (environment): PACK, FEATURES (cuda,wgpu), TRAIN (the train folder to copy),
-# TRAIN_PER_CLASS (all), VAL_PER_CLASS (50), MAX_CLASSES (all), LIMIT_MB (the device tool's 64 MiB
-# upload, minus what the repository itself takes).
+# TRAIN_PER_CLASS (all), VAL_PER_CLASS (50), MAX_CLASSES (all), LIMIT_MB (64: the most that may be
+# copied to the GPU machine, the repository's own files included; 0 for no limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${ALEXNET_DATA:-$(cd .. && pwd)/shared/data}"
@@ -62,8 +63,9 @@ fi
 
 size=$(du -sb "$PACK" | cut -f1)
 repo=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
-echo "== $PACK: $((size / 1048576)) MiB; with the repository's tracked files $(((size + repo) / 1048576)) MiB (limit 64)"
-if [ $((size + repo)) -gt $((${LIMIT_MB:-64} * 1048576)) ]; then
-  echo "error: too large for the device tool's upload" >&2
+limit_mb=${LIMIT_MB:-64}
+echo "== $PACK: $((size / 1048576)) MiB; with the repository's tracked files $(((size + repo) / 1048576)) MiB (LIMIT_MB $limit_mb)"
+if [ "$limit_mb" -gt 0 ] && [ $((size + repo)) -gt $((limit_mb * 1048576)) ]; then
+  echo "error: over LIMIT_MB ($limit_mb MiB) to copy to the GPU machine (LIMIT_MB=0: no limit)" >&2
   exit 1
 fi

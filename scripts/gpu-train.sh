@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU run, on a lent GPU machine: benchmarks, trains the paper's AlexNet within a time budget
-# (lr 0.01, then resumed at 0.001: the paper's drop by 10), evaluates it and packs the results
-# within the device tool's return limits (at most 8 files of 16 MiB, 64 MiB in all).
+# The GPU run, on a GPU machine: benchmarks, trains the paper's AlexNet within a time budget
+# (lr 0.01, then resumed at 0.001: the paper's drop by 10), evaluates it and packs the results to
+# bring back in OUT, in parts of at most 15 MB (so that each fits a size-limited copy back).
 #
 #   PACK=.gpu OUT=$OUT BUDGET=540 scripts/gpu-train.sh
 #
@@ -109,7 +109,7 @@ cd "$RUN" || exit 1
 cp model/metrics.csv model/metrics.json model/curves.svg model/run.json model/checkpoint/state.json . 2>/dev/null
 sha256sum model/*.safetensors 2>/dev/null | tee sha256.txt
 tar czf "$OUT/results.tgz" ./*.json ./*.txt ./*.csv ./*.svg 2>/dev/null
-# The smallest weights within the return limit: int8 (a quarter of f32), in 15 MB parts.
+# The smallest weights to bring back: int8 (a quarter of f32), in 15 MB parts.
 if [ -f model/model-int8.safetensors ]; then
   split -b 15000000 -d model/model-int8.safetensors "$OUT/model-int8.part-"
 fi

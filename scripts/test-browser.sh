@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The browser tests: builds the page with trunk, prepares weights and the native trainer's answers
-# for them, then drives headless Chromium (WebGPU on SwiftShader, and the CPU fallback).
+# The browser tests: builds the page (scripts/build-web.sh), prepares weights and the native
+# trainer's answers for them, then drives headless Chromium (WebGPU on SwiftShader, and the CPU
+# fallback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${ALEXNET_DATA:-$(cd .. && pwd)/shared/data}"
@@ -10,7 +11,7 @@ target="${CARGO_TARGET_DIR:-target}"
 # Built exactly as the test command builds it (same packages, dev-dependency features), so the
 # burn stack is not compiled a second time.
 cargo test-all --no-run
-trainer="$target/release/trainer"
+trainer="$target/test-release/trainer"
 
 # A seeded torchvision AlexNet (fc8 scaled so the top-5 means something), as f16 weights.
 /usr/bin/python3 tests/parity/make_fixtures.py "$fixtures/torch" "$data"/photos/*
@@ -61,6 +62,6 @@ raw += b" " * (-len(raw) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
 PY
 
-trunk build --release
+scripts/build-web.sh
 (cd web && npm ci --no-audit --no-fund)
 cd web && ALEXNET_DATA="$data" ALEXNET_WEB_FIXTURES="$fixtures" node --test --test-concurrency=1 tests/

@@ -2,7 +2,7 @@
 // Chromium on its CPU path, classifying two of the committable photos, one of them opened to show
 // what the network sees.
 //
-//   (cd web && node screenshot.mjs [OUT.png])     after `trunk build --release`
+//   (cd web && node screenshot.mjs [OUT.png])     after scripts/build-web.sh
 //
 // The photos are not Imagenette's (those may not be committed, even inside a picture): the model
 // knows only its 10 classes, and the page says so beside a low-confidence answer.

@@ -1,10 +1,41 @@
-// The service worker: keeps the page and its code in Cache Storage as they are fetched, so a later
-// visit works with the network off. The network comes first (a new version is picked up at once);
-// the cache answers when it fails. The model itself is cached by app.js, once it has loaded.
-const CACHE = "alexnet-page-v1";
+// The service worker: keeps the page and its code in Cache Storage so that, after one visit, the
+// page works with the network off. It fetches the page's files when it installs (the page's own
+// first requests may come before it controls them), then answers network-first (a new version is
+// picked up at once) with the cache as the fallback. The model's weights are app.js's to cache,
+// once they have loaded.
+const CACHE = "alexnet-page-v2";
+const PAGE = [
+  "./",
+  "index.html",
+  "app.js",
+  "worker.js",
+  "style.css",
+  "alexnet-web.js",
+  "alexnet-web_bg.wasm",
+  "model/manifest.json",
+  "model/check.jpg",
+];
 
-self.addEventListener("install", () => self.skipWaiting());
-self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      await cache.addAll(PAGE);
+      await self.skipWaiting();
+    })(),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const name of await caches.keys()) {
+        if (name.startsWith("alexnet-page-") && name !== CACHE) await caches.delete(name);
+      }
+      await self.clients.claim();
+    })(),
+  );
+});
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;

@@ -1,7 +1,7 @@
 // The page in headless Debian Chromium: WebGPU (SwiftShader) and CPU agree with the native trainer,
 // bad files show errors, and nothing but the app and the weights is fetched.
 //
-// Needs: dist/ built by trunk (or $ALEXNET_DIST), /usr/bin/chromium, and the fixtures that scripts/test-browser.sh
+// Needs: dist/ built by scripts/build-web.sh (or $ALEXNET_DIST), /usr/bin/chromium, and the fixtures that scripts/test-browser.sh
 // prepares in $ALEXNET_WEB_FIXTURES (weights, native predictions, bad files).
 
 import { test, before, after } from "node:test";
@@ -58,7 +58,7 @@ function serve(req, res) {
 
 before(async () => {
   assert.ok(fixtures && fs.existsSync(path.join(fixtures, "model.safetensors")), "run through scripts/test-browser.sh");
-  assert.ok(fs.existsSync(path.join(dist, "index.html")), "dist/ missing: trunk build first");
+  assert.ok(fs.existsSync(path.join(dist, "index.html")), "dist/ missing: run scripts/build-web.sh first");
   server = http.createServer(serve);
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   base = `http://127.0.0.1:${server.address().port}`;
@@ -84,8 +84,15 @@ async function launch({ webgpu = false, camera = false } = {}) {
     ],
   });
   const page = context.pages()[0] || (await context.newPage());
-  page.on("console", (m) => m.type() === "error" && console.log("[page]", m.text()));
-  return { context, page };
+  // Every error and warning the page (or its worker) logs, and every uncaught exception.
+  const logged = [];
+  page.on("console", (m) => {
+    if (m.type() !== "error" && m.type() !== "warning") return;
+    logged.push(`${m.type()}: ${m.text()}`);
+    console.log("[page]", m.type(), m.text());
+  });
+  page.on("pageerror", (e) => logged.push(`uncaught: ${e.message}`));
+  return { context, page, logged };
 }
 
 // Opens the page at `query` and waits until its model has loaded.
@@ -94,6 +101,8 @@ async function visit(page, query) {
   await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: TIMEOUT });
   const ready = await page.evaluate(() => document.body.dataset.ready);
   assert.equal(ready, "true", await page.textContent("[data-testid=error]"));
+  // The service worker has installed: the page's files are in Cache Storage (and fetched).
+  await page.evaluate(() => navigator.serviceWorker.ready);
 }
 
 async function openPage({ webgpu, query = "", model = "/fixtures/model.safetensors", camera = false }) {
@@ -177,7 +186,8 @@ test("WebGPU agrees with native, bad files give errors, no stray requests", { ti
     // After load: no request at all (images never leave the page).
     // (The service worker's own script, /sw.js, may be re-checked by the browser: no image data.)
     assert.deepEqual(requests.slice(loadedRequests).filter((p) => p !== "/sw.js"), [], "requests after load");
-    const allowed = (p) => p === "/" || p === "/index.html" || p.startsWith("/fixtures/") && p.endsWith(".safetensors") || /\.(js|wasm|css)$/.test(p) || p === "/favicon.ico";
+    const allowed = (p) => p === "/" || p === "/index.html" || p.startsWith("/fixtures/") && p.endsWith(".safetensors") || /\.(js|wasm|css)$/.test(p) || p === "/favicon.ico"
+      || p === "/model/manifest.json" || p === "/model/check.jpg"; // the service worker keeps them for offline use
     assert.deepEqual(requests.filter((p) => !allowed(p)), [], "unexpected requests");
 
     if (process.env.ALEXNET_SCREENSHOT) {
@@ -261,12 +271,14 @@ test("without WebGPU the CPU fallback runs and agrees, and the page never freeze
   }
 });
 
-test("the shipped model loads by default, agrees with native, and starts from Cache Storage the second time", { timeout: 4 * TIMEOUT }, async () => {
+test("the shipped model loads by default with a clean console, agrees with native, and works offline after one visit", { timeout: 4 * TIMEOUT }, async () => {
   const shippedDir = path.join(fixtures, "shipped");
   const manifest = JSON.parse(fs.readFileSync(path.join(dist, "model", "manifest.json"), "utf8"));
   const expected = topByFile("shipped.jsonl");
-  // No WebGPU flag: the page falls back to the CPU by itself, as on a browser without WebGPU.
-  const { context, page } = await launch();
+  // WebGPU on, as Chromium ships it: its adapter here is SwiftShader, a software one, so the page
+  // picks the CPU by itself. (Without WebGPU, Chromium itself warns "No available adapters." when
+  // the page asks for one: that run is the CPU fallback test's.)
+  const { context, page, logged } = await launch({ webgpu: true });
   try {
     const photos = fs.readdirSync(shippedDir).sort();
     const firstPrediction = async () => {
@@ -279,6 +291,8 @@ test("the shipped model loads by default, agrees with native, and starts from Ca
     const modelUrl = `/model/${manifest.file}`;
     const cold = await firstPrediction();
     assert.ok(requests.includes(modelUrl), "the shipped model was downloaded");
+    // Loading the page and classifying a photo: no error and no warning in the console.
+    assert.deepEqual(logged, [], "the console");
     const card = await page.textContent("[data-testid=model-card]");
     assert.match(card, /10 classes/);
     assert.match(card, /golf ball/);
@@ -310,13 +324,7 @@ test("the shipped model loads by default, agrees with native, and starts from Ca
     assert.match(await page.textContent("[data-testid=shot]:nth-child(4) [data-testid=image-error]"), /not an image/);
     assert.equal(await page.evaluate(() => document.querySelector("[data-testid=error]").hidden), true, "the newest image is fine");
 
-    // Second visit: the weights come from Cache Storage, not the network.
-    const before = requests.length;
-    const warm = await firstPrediction();
-    assert.ok(!requests.slice(before).includes(modelUrl), "the model was fetched again");
-    console.log(`cold start to first prediction (CPU path): ${cold.ms} ms downloading the model, ${warm.ms} ms from Cache Storage`);
-
-    // With the network gone, the page still loads (service worker) and classifies.
+    // With the network gone after that one visit, the page reloads (service worker) and classifies.
     offline = true;
     try {
       const { rows } = await firstPrediction();
@@ -324,6 +332,12 @@ test("the shipped model loads by default, agrees with native, and starts from Ca
     } finally {
       offline = false;
     }
+
+    // Online again: the weights come from Cache Storage, not the network.
+    const before = requests.length;
+    const warm = await firstPrediction();
+    assert.ok(!requests.slice(before).includes(modelUrl), "the model was fetched again");
+    console.log(`cold start to first prediction (CPU path): ${cold.ms} ms downloading the model, ${warm.ms} ms from Cache Storage`);
     assert.match(await page.textContent("[data-testid=storage]"), /MB kept for offline use/);
   } finally {
     await context.close();

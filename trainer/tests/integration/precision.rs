@@ -1,16 +1,13 @@
 //! `--precision bf16` on the CPU: the same steps as f32 within bf16's rounding, master weights kept
 //! in f32.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
+use crate::common::photos;
 use alexnet::preprocess;
 use alexnet::{AlexNet, AlexNetConfig, Initialization};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::DType;
 use burn_store::ModuleSnapshot;
-use common::photos;
 use trainer::data::Batch;
 use trainer::metrics::Meter;
 use trainer::precision::Compute;

@@ -2,19 +2,16 @@
 //! two peers stepping on 4 + 4 photos equal one stepping on the 8, and a failing peer ends the
 //! run with an error instead of a hang.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::{imagenette, max_relative_difference, parameters};
 use alexnet::preprocess;
 use alexnet::{AlexNet, AlexNetConfig, Initialization};
 use burn::backend::{Autodiff, Flex};
 use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
-use common::{imagenette, max_relative_difference, parameters};
 use trainer::data::Batch;
 use trainer::metrics::Meter;
 use trainer::peers::{PeerSettings, Peers};

@@ -1,14 +1,11 @@
 //! The `trainer` command line: answers in the documented formats, and clear errors (never a
 //! panic) for bad input.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::common::{data_dir, small_model};
 use alexnet::weights::Precision;
-use common::{data_dir, small_model};
 
 fn trainer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().unwrap()

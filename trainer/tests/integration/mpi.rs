@@ -1,18 +1,13 @@
 //! `mpirun -np 2 trainer train` (feature `mpi`, OpenMPI): two processes train one model as one
 //! process does, resume exactly, and a rank that fails or dies ends the whole job with an error
 //! that names it, within seconds, instead of leaving the other waiting.
-#![cfg(feature = "mpi")]
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{imagenette, largest_magnitude, max_difference, parameters};
 use alexnet::weights::SavedModel;
 use burn::backend::Flex;
-use common::{imagenette, largest_magnitude, max_difference, parameters};
 
 const TRAINER: &str = env!("CARGO_BIN_EXE_trainer");
 

@@ -3,14 +3,10 @@
 //! WebGPU in the page and, through another compiler, on CUDA. Built with Burn's autotune and
 //! fusion, as every GPU build is. When no adapter starts, these tests fail with the reason:
 //! they never skip.
-#![cfg(feature = "wgpu")]
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::common::{imagenette, max_relative_difference, photos};
 use alexnet::labels;
 use alexnet::preprocess;
 use alexnet::weights::{ModelInfo, Precision, SavedModel};
@@ -21,7 +17,6 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use burn_store::ModuleSnapshot;
-use common::{imagenette, max_relative_difference, photos};
 use trainer::backend::{BackendKind, Chosen};
 use trainer::data::Batch;
 use trainer::gpu;
@@ -88,6 +83,15 @@ fn inference_matches_the_cpu_on_real_photos() {
     assert!(difference <= LOGIT_TOLERANCE, "{difference:.2e} > {LOGIT_TOLERANCE:.0e}");
 }
 
+/// The network both training tests run: the trainer test's `train` options below describe the
+/// same one (paper preset, width 1/8, 2 classes, batch 4, no dropout), so the trainer starts with
+/// the kernels the in-process steps tuned, as a user's second run would. Autotuning on a software
+/// GPU takes most of these tests' time.
+fn training_config() -> AlexNetConfig {
+    AlexNetConfig::paper(2).with_width(0.125).with_dropout(0.0).with_initialization(Initialization::He)
+}
+const TRAINING_BATCH: usize = 4;
+
 /// Three steps of the trainer's own SGD step on one batch of real photos.
 fn three_steps<B: AutodiffBackend>(
     model: AlexNet<B>,
@@ -105,36 +109,54 @@ fn three_steps<B: AutodiffBackend>(
     (losses, model.valid())
 }
 
+/// The same three steps on the CPU and on wgpu, from the same weights.
+struct Steps {
+    cpu_losses: Vec<f32>,
+    gpu_losses: Vec<f32>,
+    /// Each parameter after the steps: name, CPU values, wgpu values.
+    params: Vec<(String, Vec<f32>, Vec<f32>)>,
+}
+
+/// Run once per process: the trainer test waits for it.
+fn steps_on_both() -> &'static Steps {
+    static STEPS: OnceLock<Steps> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        let (device, _) = gpu_device();
+        let (cpu, gpu) = on_both::<Autodiff<Wgpu>>(training_config(), &device);
+        let cpu_model: AlexNet<Autodiff<Flex>> =
+            SavedModel::from_bytes(cpu.to_bytes(Precision::F32).unwrap(), &Default::default()).unwrap().model;
+        let norm = cpu.info.normalization;
+        let mut batch = Batch { inputs: Vec::new(), labels: Vec::new() };
+        for (i, photo) in photos().iter().take(TRAINING_BATCH).enumerate() {
+            batch.inputs.extend(preprocess::preprocess_bytes(&std::fs::read(photo).unwrap(), &norm).unwrap());
+            batch.labels.push(i % 2);
+        }
+        let (cpu_losses, cpu_after) = three_steps(cpu_model, &batch, &Default::default());
+        let (gpu_losses, gpu_after) = three_steps(gpu.model, &batch, &device);
+        let values = |p: &burn_store::TensorSnapshot| p.to_data().unwrap().to_vec::<f32>().unwrap();
+        let params = cpu_after
+            .collect(None, None, false)
+            .iter()
+            .zip(&gpu_after.collect(None, None, false))
+            .map(|(a, b)| {
+                assert_eq!(a.full_path(), b.full_path());
+                (a.full_path(), values(a), values(b))
+            })
+            .collect();
+        Steps { cpu_losses, gpu_losses, params }
+    })
+}
+
 #[test]
 fn training_steps_match_the_cpu() {
-    let (device, _) = gpu_device();
-    let config =
-        AlexNetConfig::paper(10).with_width(0.25).with_dropout(0.0).with_initialization(Initialization::He);
-    let (cpu, gpu) = on_both::<Autodiff<Wgpu>>(config, &device);
-    let cpu_model: AlexNet<Autodiff<Flex>> =
-        SavedModel::from_bytes(cpu.to_bytes(Precision::F32).unwrap(), &Default::default()).unwrap().model;
-    let norm = cpu.info.normalization;
-    let mut batch = Batch { inputs: Vec::new(), labels: Vec::new() };
-    for (label, photo) in photos().iter().enumerate() {
-        batch.inputs.extend(preprocess::preprocess_bytes(&std::fs::read(photo).unwrap(), &norm).unwrap());
-        batch.labels.push(label * 2);
-    }
-
-    let (cpu_losses, cpu_after) = three_steps(cpu_model, &batch, &Default::default());
-    let (gpu_losses, gpu_after) = three_steps(gpu.model, &batch, &device);
+    let Steps { cpu_losses, gpu_losses, params } = steps_on_both();
     println!("losses: CPU {cpu_losses:?}, wgpu {gpu_losses:?}");
     assert!(cpu_losses[2] < cpu_losses[0], "the steps do not learn: {cpu_losses:?}");
-    assert!(max_relative_difference(&cpu_losses, &gpu_losses) <= TRAINING_TOLERANCE);
-
-    let cpu_params = cpu_after.collect(None, None, false);
-    let gpu_params = gpu_after.collect(None, None, false);
-    assert_eq!(cpu_params.len(), 16, "conv1-5 and fc6-8, weights and biases");
-    for (a, b) in cpu_params.iter().zip(&gpu_params) {
-        assert_eq!(a.full_path(), b.full_path());
-        let (x, y) =
-            (a.to_data().unwrap().to_vec::<f32>().unwrap(), b.to_data().unwrap().to_vec::<f32>().unwrap());
-        let difference = max_relative_difference(&x, &y);
-        assert!(difference <= TRAINING_TOLERANCE, "{}: {difference:.2e}", a.full_path());
+    assert!(max_relative_difference(cpu_losses, gpu_losses) <= TRAINING_TOLERANCE);
+    assert_eq!(params.len(), 16, "conv1-5 and fc6-8, weights and biases");
+    for (name, cpu, gpu) in params {
+        let difference = max_relative_difference(cpu, gpu);
+        assert!(difference <= TRAINING_TOLERANCE, "{name}: {difference:.2e}");
     }
 }
 
@@ -172,6 +194,7 @@ fn a_model_over_the_binding_limit_is_refused_before_it_runs() {
 
 #[test]
 fn the_trainer_trains_and_resumes_on_wgpu() {
+    steps_on_both();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let data = imagenette();
@@ -179,8 +202,19 @@ fn the_trainer_trains_and_resumes_on_wgpu() {
         let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
             .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
             .args(["--backend", "wgpu", "train", "--no-tui", "--preset", "paper", "--width", "0.125"])
-            .args(["--init", "he", "--lr", "0.001", "--batch-size", "4", "--max-classes", "2"])
-            .args(["--train-per-class", "6", "--val-per-class", "3", "--seed", "3", "--data"])
+            .args([
+                "--init",
+                "he",
+                "--dropout",
+                "0",
+                "--lr",
+                "0.001",
+                "--batch-size",
+                "4",
+                "--max-classes",
+                "2",
+            ])
+            .args(["--train-per-class", "6", "--val-per-class", "2", "--seed", "3", "--data"])
             .arg(&data)
             .arg("--out")
             .arg(&out)
