@@ -14,10 +14,10 @@ phase() {
 }
 phase "setup (apt, tools)" scripts/setup-test.sh
 phase "cargo fmt --check" cargo fmt --all --check
-phase "cargo lint (clippy)" cargo lint
-# `cargo test-all` (.cargo/config.toml): the test-release profile, the trainer with wgpu and MPI;
-# the wasm crate is built and tested by scripts/test-browser.sh.
-phase "build the tests" cargo test-all --no-run "$@"
+# `cargo test-all` (.cargo/config.toml): the test-release profile, the trainer with wgpu and MPI,
+# the workspace's crates compiled by clippy's driver (so this build is also the lint, warnings as
+# errors); the wasm crate is built and tested by scripts/test-browser.sh.
+phase "build the tests + clippy" cargo test-all --no-run "$@"
 phase "run the tests" cargo test-all "$@"
 phase "build the page (wasm)" scripts/build-web.sh
 phase "browser tests" scripts/test-browser.sh
