@@ -1,7 +1,7 @@
 //! Each of torchvision AlexNet's layers on the CPU (Flex): our layers (src/cpu) against Burn's,
-//! inference at batch 16, and the forward and backward of a training step at batch 32 (run it
-//! with `GLIBC_TUNABLES=glibc.malloc.mmap_max=0` to keep freed memory as the trainer does). `cargo run --release --example cpu_layers [-- BATCH]` (BENCHMARKS.md: "Our CPU
-//! layers").
+//! inference at batch 16, and the forward and backward of a training step at batch 32 (run it with
+//! `GLIBC_TUNABLES=glibc.malloc.mmap_max=0` to keep freed memory as the trainer does). `cargo run
+//! --release --example cpu_layers [-- BATCH]` (docs/benchmarks-history.md: "Our CPU layers").
 
 use std::time::Instant;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use alexnet::cpu::{conv_relu, is_ours, linear, max_pool};
-use burn::backend::{Autodiff, Flex, NdArray};
+use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
@@ -161,12 +161,11 @@ fn images_without_gradient_get_none() {
     assert!(conv.weight.val().grad(&grads).is_some());
 }
 
+/// (That every other backend runs Burn's layers: trainer/tests/integration/wgpu.rs.)
 #[test]
-fn ours_on_flex_only() {
+fn ours_on_flex() {
     assert!(is_ours::<Flex>());
     assert!(is_ours::<Autodiff<Flex>>());
-    assert!(!is_ours::<NdArray>());
-    assert!(!is_ours::<Autodiff<NdArray>>());
 }
 
 /// AlexNet's overlapping pooling (3x3, stride 2) on its three map sizes, and a 2x2 one.

@@ -1,8 +1,8 @@
 //! Fully connected layers, `y = x W + b` with Burn's `[inputs, outputs]` weights, on plain `f32`
 //! slices, and their gradients. Flex hands the forward product to `gemm`, whose kernel reads the
-//! weights a few columns at a time down 16 KB strides: fc6 ran at 50 GFLOP/s at batch 16, and
-//! on one thread at batch 1 (BENCHMARKS.md). Ours streams each weight row once, eight rows at a
-//! time, each thread its own columns: the weights are read from memory once per batch.
+//! weights a few columns at a time down 16 KB strides: fc6 ran at 50 GFLOP/s at batch 16, and on
+//! one thread at batch 1 (docs/benchmarks-history.md). Ours streams each weight row once, eight
+//! rows at a time, each thread its own columns: the weights are read from memory once per batch.
 //! The gradients are two `gemm` products with the operands laid out as `gemm` reads them well.
 
 use rayon::prelude::*;

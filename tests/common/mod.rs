@@ -9,7 +9,7 @@ use alexnet::weights::{ModelInfo, SavedModel};
 use alexnet::AlexNetConfig;
 
 /// Burn's fastest CPU backend here: Flex runs AlexNet's forward pass ~7x faster than NdArray
-/// (`cargo run --release --example cpu_backends`).
+/// (`experiments/cpu-backends`, docs/benchmarks-history.md).
 pub type TestBackend = burn::backend::Flex;
 
 pub fn device() -> burn::backend::flex::FlexDevice {

@@ -1,12 +1,12 @@
 //! Decoded images kept between epochs (`--cache-images`) and between runs (`--cache-dir`).
 //!
 //! Decoding a JPEG and resizing it costs more than the rest of the input pipeline together
-//! (BENCHMARKS.md: decode+augment vs cached, per core). The deterministic part of each transform
-//! (decode, resize, the fixed crop) is done once and kept in memory. With a cache folder, the
-//! first complete pass over a split writes those images to one file: a JSON header line, then
+//! (docs/benchmarks-history.md: decode+augment vs cached, per core). The deterministic part of each
+//! transform (decode, resize, the fixed crop) is done once and kept in memory. With a cache folder,
+//! the first complete pass over a split writes those images to one file: a JSON header line, then
 //! every image as raw RGB bytes of the same size. Later runs (a resumed run, the next phase of a
-//! schedule, another seed) read it back in large blocks instead of decoding. Our own format
-//! rather than a dataset library's: it is a flat array of same-sized images.
+//! schedule, another seed) read it back in large blocks instead of decoding. Our own format rather
+//! than a dataset library's: it is a flat array of same-sized images.
 
 use std::collections::BTreeMap;
 use std::fs::File;

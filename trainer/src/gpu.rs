@@ -25,7 +25,7 @@ pub fn cache_dir() -> PathBuf {
 ///
 /// The autotune level stays CubeCL's `balanced` unless `CUBECL_AUTOTUNE_LEVEL` says otherwise:
 /// tuning times each candidate kernel once per shape and the cache keeps the winners, so it is
-/// paid once per machine (see BENCHMARKS.md for what it costs on a software GPU).
+/// paid once per machine (see docs/benchmarks-history.md for what it costs on a software GPU).
 /// A `cubecl.toml` in the working directory still wins for everything it sets.
 pub fn configure() {
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();

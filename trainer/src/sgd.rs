@@ -1,9 +1,9 @@
 //! The paper's optimizer: SGD with momentum (without dampening, as the paper and PyTorch) and
-//! weight decay. The same update as Burn's `Sgd` with those settings, with the same record
-//! layout (so checkpoints of either resume with the other), but on the CPU it is one pass over
-//! each parameter that writes the new weights and velocity: Burn's takes five tensor operations,
-//! each reading and allocating a whole tensor (fc6's are 151 MB), which cost a quarter of a
-//! training step here (BENCHMARKS.md). Other backends take the same five operations as Burn's.
+//! weight decay. The same update as Burn's `Sgd` with those settings, with the same record layout
+//! (so checkpoints of either resume with the other), but on the CPU it is one pass over each
+//! parameter that writes the new weights and velocity: Burn's takes five tensor operations, each
+//! reading and allocating a whole tensor (fc6's are 151 MB), which cost a quarter of a training
+//! step here (docs/benchmarks-history.md). Other backends take the same five operations as Burn's.
 
 use alexnet::cpu::{from_flex, into_flex};
 use burn::module::AutodiffModule;

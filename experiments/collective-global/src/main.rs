@@ -8,8 +8,8 @@
 //! twice. Reading burn-collective-0.21.0/src/global/node/sync.rs suggests the second one never
 //! returns: `sync` clears a copy of its list of synced peers, not the list.
 //!
-//! Result (2026-11-29, BENCHMARKS.md): the first all-reduce gives [3, 3, 3, 3] on both nodes in
-//! 1.6 ms; the second never returns.
+//! Result (2026-11-29, docs/benchmarks-history.md): the first all-reduce gives [3, 3, 3, 3] on both
+//! nodes in 1.6 ms; the second never returns.
 //!
 //!     cargo build --release
 //!     B=target/release/collective-global

@@ -65,6 +65,13 @@ fn logits<B: Backend>(model: &AlexNet<B>, inputs: &[Vec<f32>], device: &B::Devic
     model.forward(preprocess::batch(inputs, device)).into_data().to_vec().unwrap()
 }
 
+/// Our CPU layers (src/cpu) run on Flex only: here Burn's own layers run.
+#[test]
+fn the_gpu_runs_burns_layers() {
+    assert!(!alexnet::cpu::is_ours::<Wgpu>());
+    assert!(!alexnet::cpu::is_ours::<Autodiff<Wgpu>>());
+}
+
 #[test]
 fn inference_matches_the_cpu_on_real_photos() {
     let (device, _) = gpu_device();
