@@ -18,12 +18,16 @@ ls /usr/share/vulkan/icd.d/lvp_icd.* >/dev/null 2>&1 || apt_missing+=(mesa-vulka
 command -v mpirun >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] \
   || apt_missing+=(openmpi-bin libopenmpi-dev)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || apt_missing+=(libclang-dev)
-# The page's tools build (CPU) while apt downloads and unpacks (network, disk).
+# The page's tools build (CPU) while apt downloads and unpacks (network, disk), and so do the
+# crates the tests and the page build from: the build that follows then only compiles.
 scripts/setup-web.sh &
 web_tools=$!
+cargo fetch --quiet &
+crates=$!
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing ${apt_missing[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${apt_missing[@]}"
 fi
 wait "$web_tools"
+wait "$crates"

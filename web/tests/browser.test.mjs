@@ -83,6 +83,8 @@ async function launch({ webgpu = false, camera = false } = {}) {
       ...(camera ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] : []),
     ],
   });
+  // The profile holds the page's caches (the model, hundreds of MB): gone with the browser.
+  context.on("close", () => fs.rmSync(userDataDir, { recursive: true, force: true }));
   const page = context.pages()[0] || (await context.newPage());
   // Every error and warning the page (or its worker) logs, and every uncaught exception.
   const logged = [];
