@@ -19,12 +19,22 @@ trainer="$target/test-release/trainer"
 rm -rf "$fixtures/torch"
 "$trainer" predict --json --weights "$fixtures/model.safetensors" "$data"/photos/* > "$fixtures/native.jsonl"
 
-# The shipped model (web/model/manifest.json) on one Imagenette validation photo per class.
+# The shipped model (web/model/manifest.json) on one Imagenette validation photo per class, and
+# on photos of other classes: the first two it flags as none of its classes, and the first two it
+# does not (the page must say the same).
 shipped="web/model/$(/usr/bin/python3 -c 'import json; print(json.load(open("web/model/manifest.json"))["file"])')"
 mkdir -p "$fixtures/shipped"
 for class in "$data"/imagenette/val/*/; do
   cp "$class$(ls "$class" | sort | head -1)" "$fixtures/shipped/"
 done
+"$trainer" predict --json --weights "$shipped" "$data"/ood/* > "$fixtures/ood.jsonl"
+/usr/bin/python3 - "$fixtures/ood.jsonl" <<'PY' | while read -r photo; do cp "$photo" "$fixtures/shipped/"; done
+import json, sys
+answers = [json.loads(line) for line in open(sys.argv[1])]
+for flagged in (True, False):
+    for a in [a for a in answers if a.get("out_of_classes") is flagged][:2]:
+        print(a["image"])
+PY
 "$trainer" predict --json --weights "$shipped" "$fixtures"/shipped/* > "$fixtures/shipped.jsonl"
 
 # Bad files: text renamed .jpg, a truncated PNG and JPEG, an empty file, a 20000x20000 PNG (1.2 GB

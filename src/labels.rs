@@ -42,13 +42,19 @@ pub struct Prediction {
     pub prob: f32,
 }
 
-/// The `k` most probable classes, most likely first (ties keep the lower index first).
-pub fn top_k(probs: &[f32], labels: &[Label], k: usize) -> Vec<Prediction> {
+/// The indices of the `k` most probable classes, most likely first (ties keep the lower index
+/// first).
+pub fn top_indices(probs: &[f32], k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    order.truncate(k);
     order
+}
+
+/// The `k` most probable classes, most likely first (ties keep the lower index first).
+pub fn top_k(probs: &[f32], labels: &[Label], k: usize) -> Vec<Prediction> {
+    top_indices(probs, k)
         .into_iter()
-        .take(k)
         .map(|index| Prediction {
             index,
             label: labels.get(index).map(|l| l.name.clone()).unwrap_or_else(|| format!("class {index}")),

@@ -1,16 +1,19 @@
 //! AlexNet, end to end, in Burn: the model, its preprocessing, its labels and its weights format,
 //! shared by the native `trainer` and the browser crate.
 
+pub mod classify;
 pub mod cpu;
 pub mod inside;
 pub mod labels;
 pub mod model;
+pub mod out_of_classes;
 pub mod preprocess;
 pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
 
+pub use classify::Classification;
 pub use labels::{Label, Prediction};
 pub use model::{AlexNet, AlexNetConfig, Initialization, Preset, INPUT_SIZE};
 pub use preprocess::{ImageError, Normalization};

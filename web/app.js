@@ -226,7 +226,7 @@ class Model {
     this.worker.terminate();
   }
 
-  // Top 5 of a canvas's RGBA pixels: {top, ms}.
+  // Top 5 of a canvas's RGBA pixels: {top, outOfClasses, ms}.
   classifyRgba(rgba, width, height) {
     return this.request({ type: "classifyRgba", rgba, width, height }, this.nextId++);
   }
@@ -240,7 +240,7 @@ class Model {
     return (await this.request({ type: "explain", bytes, class: cls }, this.nextId++)).pictures;
   }
 
-  // Top 5 of an encoded image: {top, ms}. When the worker's WebAssembly traps (a lost GPU
+  // Top 5 of an encoded image: {top, outOfClasses, ms}. When the worker's WebAssembly traps (a lost GPU
   // device, a panic), a new worker takes over (on the CPU if it was WebGPU) and the image is
   // tried once more.
   async classify(bytes) {
@@ -293,7 +293,8 @@ function renderCard(info, manifest) {
   }
 }
 
-// Below this top-1 probability the page says the model may not know what the photo shows.
+// For a model without an out-of-class threshold (one not calibrated): below this top-1
+// probability the page says the model may not know what the photo shows.
 const UNSURE = 0.5;
 let classCount = 0;
 
@@ -351,7 +352,9 @@ function insideButton(body, bytes, top) {
   body.append(button);
 }
 
-function renderPredictions(body, top, ms, backend) {
+// `outOfClasses`: the model's own judgement that the photo shows none of its classes (null for a
+// model not calibrated, which falls back to a low top-1 probability).
+function renderPredictions(body, { top, outOfClasses, ms }, backend) {
   const list = document.createElement("ol");
   for (const p of top) {
     const li = document.createElement("li");
@@ -371,8 +374,15 @@ function renderPredictions(body, top, ms, backend) {
     li.append(bar, name, pct);
     list.append(li);
   }
+  if (outOfClasses) {
+    const note = document.createElement("p");
+    note.className = "unsure";
+    note.dataset.testid = "out-of-classes";
+    note.textContent = `None of my classes: this photo seems to show none of the ${classCount} this model knows. Its closest guesses:`;
+    body.append(note);
+  }
   body.append(list);
-  if (top.length && top[0].prob < UNSURE) {
+  if (outOfClasses === null && top.length && top[0].prob < UNSURE) {
     const note = document.createElement("p");
     note.className = "unsure";
     note.dataset.testid = "unsure";
@@ -393,11 +403,11 @@ async function classify(file) {
   try {
     const model = await modelReady;
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const { top, ms } = await model.classify(bytes);
+    const answer = await model.classify(bytes);
     img.src = URL.createObjectURL(file);
     clearError();
-    renderPredictions(body, top, ms, model.backendName);
-    insideButton(body, bytes, top);
+    renderPredictions(body, answer, model.backendName);
+    insideButton(body, bytes, answer.top);
     document.body.dataset.classified = String(Number(document.body.dataset.classified || 0) + 1);
   } catch (e) {
     const message = `${file.name || "the pasted image"}: ${e.message || e}`;
@@ -481,7 +491,7 @@ async function toggleCamera() {
     context.drawImage(video, 0, 0);
     const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
     try {
-      const { top } = await model.classifyRgba(new Uint8Array(data.buffer), canvas.width, canvas.height);
+      const { top, outOfClasses } = await model.classifyRgba(new Uint8Array(data.buffer), canvas.width, canvas.height);
       frames += 1;
       const fps = frames / ((performance.now() - started) / 1000);
       const list = $("camera-top");

@@ -3,7 +3,9 @@
 //   in:  {type: "load", bytes, backend} | {type: "classify", id, bytes}
 //        | {type: "classifyRgba", id, rgba, width, height} (a camera frame)
 //        | {type: "filters", id} | {type: "explain", id, bytes, class}
-//   out: {type: "loaded", backend, info} | {type: "result", id, top, ms}
+//   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
+//        (outOfClasses: whether the photo shows none of the model's classes; null for a model
+//        not calibrated)
 //        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
 //        | {type: "error", id, message, fatal}
 // `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
@@ -26,12 +28,12 @@ async function handle(data) {
       postMessage({ type: "loaded", backend: classifier.backend(), info: classifier.infoJson() });
     } else if (data.type === "classify") {
       const start = performance.now();
-      const top = JSON.parse(await classifier.classifyFile(data.bytes, 5));
-      postMessage({ type: "result", id: data.id, top, ms: performance.now() - start });
+      const answer = JSON.parse(await classifier.classifyFile(data.bytes, 5));
+      postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
     } else if (data.type === "classifyRgba") {
       const start = performance.now();
-      const top = JSON.parse(await classifier.classifyRgba(data.rgba, data.width, data.height, 5));
-      postMessage({ type: "result", id: data.id, top, ms: performance.now() - start });
+      const answer = JSON.parse(await classifier.classifyRgba(data.rgba, data.width, data.height, 5));
+      postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
     } else if (data.type === "filters" || data.type === "explain") {
       const pictures = data.type === "filters" ? [classifier.filters()] : classifier.explain(data.bytes, data.class);
       postMessage({ type: "pictures", id: data.id, pictures: [...pictures] }, [...pictures].map((p) => p.rgba.buffer));

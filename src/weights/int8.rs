@@ -8,12 +8,10 @@
 //! project keeps one format that Python can open; per-channel scales are what Burn's and
 //! PyTorch's int8 schemes use for weights too.
 
-use std::collections::HashMap;
-
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 
-use super::WeightsError;
+use super::{parse, write, WeightsError};
 
 /// The suffix of the tensor holding a quantized tensor's per-channel scales.
 pub const SCALE_SUFFIX: &str = ".scale";
@@ -64,28 +62,6 @@ pub fn quantize(values: &[f32], shape: &[usize]) -> (Vec<i8>, Vec<f32>) {
 pub fn dequantize(q: &[i8], scales: &[f32], shape: &[usize]) -> Vec<f32> {
     let (_, channel) = channel_of(shape);
     q.iter().enumerate().map(|(i, &v)| v as f32 * scales[channel(i)]).collect()
-}
-
-/// The tensors of a safetensors file, and its metadata map (kept as is when re-encoding).
-fn parse(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>>), WeightsError> {
-    let not_safetensors = |e| WeightsError::NotSafetensors(format!("{e:?}"));
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
-    let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
-    Ok((file, header.metadata().clone()))
-}
-
-fn write(
-    tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
-    metadata: Option<HashMap<String, String>>,
-) -> Result<Vec<u8>, WeightsError> {
-    let views = tensors
-        .iter()
-        .map(|(name, dtype, shape, data)| {
-            TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| WeightsError::Write(format!("{e:?}")))?;
-    safetensors::serialize(views, metadata).map_err(|e| WeightsError::Write(format!("{e:?}")))
 }
 
 /// An f32 weights file's bytes to the int8 file's bytes (same metadata).

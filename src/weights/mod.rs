@@ -10,17 +10,19 @@
 
 pub mod int8;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::backend::Backend;
 use burn_store::{
     ApplyResult, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore, SafetensorsStoreError,
 };
+use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::labels::Label;
 use crate::model::{AlexNet, AlexNetConfig};
+use crate::out_of_classes::OutOfClasses;
 use crate::preprocess::Normalization;
 
 /// The metadata key under which [`ModelInfo`] is stored.
@@ -41,6 +43,9 @@ pub struct ModelInfo {
     /// Free-form facts about where the weights come from: dataset, epochs, accuracy, command...
     #[serde(default)]
     pub provenance: BTreeMap<String, serde_json::Value>,
+    /// The threshold for "none of my classes", once chosen on data (`trainer calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_classes: Option<OutOfClasses>,
 }
 
 impl ModelInfo {
@@ -51,6 +56,7 @@ impl ModelInfo {
             labels,
             normalization: Normalization::IMAGENET,
             provenance: BTreeMap::new(),
+            out_of_classes: None,
         }
     }
 
@@ -68,6 +74,9 @@ impl ModelInfo {
             )));
         }
         self.config.validate().map_err(WeightsError::BadMetadata)?;
+        if self.out_of_classes.is_some_and(|o| !o.threshold.is_finite()) {
+            return Err(WeightsError::BadMetadata("the out-of-class threshold is not finite".into()));
+        }
         if self.labels.len() != self.config.num_classes {
             return Err(WeightsError::BadMetadata(format!(
                 "{} labels for {} classes",
@@ -234,6 +243,45 @@ fn check_finite(bytes: &[u8]) -> Result<(), WeightsError> {
         }
     }
     Ok(())
+}
+
+/// A weights file's bytes with a new description; its tensors stay byte for byte as they were.
+pub fn with_info(bytes: &[u8], info: &ModelInfo) -> Result<Vec<u8>, WeightsError> {
+    read_header(bytes)?;
+    info.check()?;
+    let (file, metadata) = parse(bytes)?;
+    let mut metadata = metadata.unwrap_or_default();
+    let json = serde_json::to_string(info).map_err(|e| WeightsError::Write(e.to_string()))?;
+    metadata.insert(METADATA_KEY.to_string(), json);
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.dtype(), view.shape().to_vec(), view.data().to_vec()))
+        .collect();
+    write(tensors, Some(metadata))
+}
+
+/// The tensors of a safetensors file, and its metadata map.
+fn parse(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>>), WeightsError> {
+    let not_safetensors = |e| WeightsError::NotSafetensors(format!("{e:?}"));
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+    let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+    Ok((file, header.metadata().clone()))
+}
+
+/// A safetensors file's bytes from (name, dtype, shape, data) tensors and a metadata map.
+fn write(
+    tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, WeightsError> {
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| WeightsError::Write(format!("{e:?}")))?;
+    safetensors::serialize(views, metadata).map_err(|e| WeightsError::Write(format!("{e:?}")))
 }
 
 /// Reads the description from a weights file's header, without loading its tensors.

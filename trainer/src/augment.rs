@@ -47,9 +47,41 @@ pub fn random_crop_flip(image: &RgbImage, size: u32, rng: &mut impl Rng) -> RgbI
     }
 }
 
+/// A random crop of between `min_area` and all of the image's area, of aspect ratio between 3:4
+/// and 4:3, resized to `size` and mirrored with probability 1/2 (the "random-resized crop" of
+/// Szegedy et al. 2015, as torchvision's ImageNet recipe uses it). Scale changes that the paper's
+/// fixed-size crops never show the network.
+pub fn random_resized_crop_flip(image: &RgbImage, size: u32, min_area: f32, rng: &mut impl Rng) -> RgbImage {
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let area = w * h * rng.random_range(min_area.clamp(0.01, 1.0)..=1.0);
+    let aspect = rng.random_range((3f32 / 4.0).ln()..=(4f32 / 3.0).ln()).exp();
+    let crop_w = ((area * aspect).sqrt().round() as u32).clamp(1, image.width());
+    let crop_h = ((area / aspect).sqrt().round() as u32).clamp(1, image.height());
+    let left = rng.random_range(0..=image.width() - crop_w);
+    let top = rng.random_range(0..=image.height() - crop_h);
+    let crop = image::imageops::crop_imm(image, left, top, crop_w, crop_h).to_image();
+    let resized = image::imageops::resize(&crop, size, size, image::imageops::FilterType::Triangle);
+    if rng.random_bool(0.5) {
+        image::imageops::flip_horizontal(&resized)
+    } else {
+        resized
+    }
+}
+
 /// The full training transform on a [`train_base`] image: a normalised `[3, 224, 224]` input.
-pub fn train_transform(base: &RgbImage, norm: &Normalization, rng: &mut impl Rng) -> Vec<f32> {
-    let crop = random_crop_flip(base, INPUT_SIZE as u32, rng);
+/// `min_crop_area`: random-resized crops of at least that share of the image; `None`: the
+/// paper's 224x224 crops.
+pub fn train_transform(
+    base: &RgbImage,
+    norm: &Normalization,
+    min_crop_area: Option<f32>,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
+    let size = INPUT_SIZE as u32;
+    let crop = match min_crop_area {
+        Some(min_area) => random_resized_crop_flip(base, size, min_area, rng),
+        None => random_crop_flip(base, size, rng),
+    };
     preprocess::to_chw_shifted(&crop, norm, lighting_shift(rng))
 }
 
@@ -104,6 +136,24 @@ mod tests {
         }
         assert!((900..1100).contains(&flips), "{flips} flips out of 2000");
         assert_eq!(lefts.len(), 33, "every horizontal offset 0..=32 occurs");
+    }
+
+    #[test]
+    fn resized_crops_vary_in_scale_and_keep_their_size() {
+        // Columns numbered left to right: a crop's width shows as the spread of its first row.
+        let image = RgbImage::from_fn(256, 256, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let mut rng = StdRng::seed_from_u64(3);
+        let spans: Vec<u8> = (0..200)
+            .map(|_| {
+                let crop = random_resized_crop_flip(&image, 224, 0.25, &mut rng);
+                assert_eq!(crop.dimensions(), (224, 224));
+                let (first, last) = (crop.get_pixel(0, 0)[0], crop.get_pixel(223, 0)[0]);
+                first.abs_diff(last)
+            })
+            .collect();
+        // At least a quarter of the area with aspect <= 4:3: widths from ~111 to 256 pixels.
+        assert!(spans.iter().all(|&s| s >= 100), "{:?}", spans.iter().min());
+        assert!(spans.iter().any(|&s| s < 140) && spans.iter().any(|&s| s > 240));
     }
 
     #[test]

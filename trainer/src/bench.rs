@@ -105,7 +105,7 @@ pub fn bench_data(folder: ImageFolder, images: usize, workers: usize) -> Result<
     let samples = folder.samples.iter().step_by(every).take(images).cloned().collect();
     let folder = ImageFolder { samples, ..folder };
     let n = folder.len();
-    let transform = Transform::Train { seed: 0, epoch: 1 };
+    let transform = Transform::Train { seed: 0, epoch: 1, min_crop_area: None };
     let loader = Loader::new(folder, workers, Normalization::IMAGENET)?.cached(transform, None)?;
     let rate = || {
         let start = Instant::now();

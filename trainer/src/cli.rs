@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::backend::{self, BackendKind, Chosen, Job};
+use crate::calibrate::{calibrate, CalibrateOptions};
 use crate::data::{ImageFolder, Loader};
 use crate::eval::{evaluate, match_classes, predict_file};
 use crate::precision::Compute;
@@ -54,11 +55,15 @@ enum Command {
         #[arg(long, default_value_t = default_workers())]
         workers: usize,
     },
-    /// The top-5 classes of each image.
+    /// Choose the threshold for "none of my classes" on data, and write it into a weights file.
+    Calibrate(Box<CalibrateOptions>),
+    /// The top-5 classes of each image, and whether it shows none of them (for a calibrated
+    /// model).
     Predict {
         #[arg(long)]
         weights: PathBuf,
-        /// One JSON object per line: {"image", "top5": [{"index", "label", "prob"}], "ms"}.
+        /// One JSON object per line: {"image", "top5": [{"index", "label", "prob"}],
+        /// "out_of_classes" (null for a model not calibrated), "ms"}.
         #[arg(long)]
         json: bool,
         #[arg(required = true)]
@@ -165,7 +170,7 @@ impl Job for Run {
                     &saved.model,
                     &loader,
                     &outputs,
-                    &saved.info.labels,
+                    saved.info.out_of_classes,
                     ten_crop,
                     batch_size,
                     &device,
@@ -188,6 +193,9 @@ impl Job for Run {
                         report.top5 * 100.0,
                         report.top5_error * 100.0
                     );
+                    if let Some(share) = report.out_of_classes_share {
+                        println!("none of the model's classes: {:.2}% of the photos", share * 100.0);
+                    }
                     for c in &report.per_class {
                         println!("  {:<24} {:>6.2}% ({}/{})", c.label, c.top1 * 100.0, c.correct, c.total);
                     }
@@ -199,21 +207,24 @@ impl Job for Run {
                 for image in &images {
                     // Read, decode, preprocess and forward: what the page times for a dropped file.
                     let started = std::time::Instant::now();
-                    let result = predict_file(
-                        &saved.model,
-                        &saved.info.labels,
-                        &saved.info.normalization,
-                        image,
-                        &device,
-                    );
+                    let result = predict_file(&saved.model, &saved.info, image, &device);
                     let ms = started.elapsed().as_secs_f64() * 1e3;
                     match result {
-                        Ok(top5) if json => {
-                            println!("{}", serde_json::json!({ "image": image, "top5": top5, "ms": ms }))
-                        }
-                        Ok(top5) => {
+                        Ok(answer) if json => println!(
+                            "{}",
+                            serde_json::json!({
+                                "image": image,
+                                "top5": answer.top,
+                                "out_of_classes": answer.out_of_classes,
+                                "ms": ms
+                            })
+                        ),
+                        Ok(answer) => {
                             println!("{}", image.display());
-                            for p in top5 {
+                            if answer.out_of_classes == Some(true) {
+                                println!("  none of the model's classes, it seems; its closest guesses:");
+                            }
+                            for p in answer.top {
                                 println!("  {:>6.2}%  {} ({})", p.prob * 100.0, p.label, p.index);
                             }
                         }
@@ -232,6 +243,10 @@ impl Job for Run {
                 if failures > 0 {
                     anyhow::bail!("{failures} of {} images could not be classified", images.len());
                 }
+            }
+            Command::Calibrate(options) => {
+                let saved = load::<B::InnerBackend>(&options.weights, &device, backend)?;
+                calibrate(&options, &saved, &device)?;
             }
             Command::Info { .. } | Command::Curves { .. } => unreachable!("handled without a backend"),
             Command::ImportTorchvision { pth, out, precision } => {
@@ -358,6 +373,15 @@ fn info(path: &Path, json: bool) -> Result<()> {
         names.join(", "),
         if more > 0 { format!(" and {more} more") } else { String::new() }
     );
+    match info.out_of_classes {
+        Some(o) => println!(
+            "  none of my classes: below {:.3} (flagged {:.1}% of in-class, {:.1}% of out-of-class photos)",
+            o.threshold,
+            o.in_class_flagged * 100.0,
+            o.out_of_class_flagged * 100.0
+        ),
+        None => println!("  none of my classes: not calibrated (`trainer calibrate`)"),
+    }
     for (key, value) in &info.provenance {
         // Compact, one line each; long values (the recipe) are cut.
         let text = value.to_string();

@@ -75,6 +75,29 @@ impl ImageFolder {
         Ok(Self { root: root.to_path_buf(), classes, samples })
     }
 
+    /// Lists the images directly in `root`, without classes (one class named after the folder).
+    /// A missing folder or one without images is an error that names it.
+    pub fn images(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            bail!("{} is not a folder of images", root.display());
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root)
+            .with_context(|| format!("reading {}", root.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
+        if files.is_empty() {
+            bail!("{} holds no images ({} files)", root.display(), IMAGE_EXTENSIONS.join("/"));
+        }
+        files.sort();
+        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self {
+            root: root.to_path_buf(),
+            classes: vec![name],
+            samples: files.into_iter().map(|f| (f, 0)).collect(),
+        })
+    }
+
     /// Keeps the first `max_classes` classes and at most `per_class` images of each (quick runs).
     pub fn subset(mut self, max_classes: Option<usize>, per_class: Option<usize>) -> Self {
         if let Some(n) = max_classes {
@@ -146,8 +169,9 @@ impl SkipLog {
 /// How each image becomes network input.
 #[derive(Debug, Clone, Copy)]
 pub enum Transform {
-    /// Random crop, flip and lighting, seeded per (seed, epoch, sample) so runs repeat exactly.
-    Train { seed: u64, epoch: usize },
+    /// Random crop, flip and lighting, seeded per (seed, epoch, sample) so runs repeat exactly;
+    /// `min_crop_area`: random-resized crops ([`augment::train_transform`]).
+    Train { seed: u64, epoch: usize, min_crop_area: Option<f32> },
     /// The shared centre-crop evaluation transform.
     Center,
     /// The paper's test-time 10 crops: corners and centre of the resized image, and their mirrors.
@@ -319,11 +343,11 @@ fn base_image(folder: &ImageFolder, cache: Option<&ImageCache>, index: usize, ba
 fn finish(base: &RgbImage, transform: Transform, norm: &Normalization, index: usize) -> Vec<f32> {
     let size = INPUT_SIZE as u32;
     match transform {
-        Transform::Train { seed, epoch } => {
+        Transform::Train { seed, epoch, min_crop_area } => {
             let stream = seed
                 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-            augment::train_transform(base, norm, &mut StdRng::seed_from_u64(stream))
+            augment::train_transform(base, norm, min_crop_area, &mut StdRng::seed_from_u64(stream))
         }
         Transform::Center => preprocess::to_chw(base, norm),
         Transform::TenCrop => {
@@ -379,11 +403,13 @@ mod tests {
         assert_eq!(folder.len(), 3);
         let loader = Loader::new(folder, 2, Normalization::IMAGENET)
             .unwrap()
-            .cached(Transform::Train { seed: 1, epoch: 0 }, None)
+            .cached(Transform::Train { seed: 1, epoch: 0, min_crop_area: None }, None)
             .unwrap();
         for epoch in 0..2 {
-            let batches: Vec<Batch> =
-                loader.batches(vec![0, 1, 2], 2, Transform::Train { seed: 1, epoch }).iter().collect();
+            let batches: Vec<Batch> = loader
+                .batches(vec![0, 1, 2], 2, Transform::Train { seed: 1, epoch, min_crop_area: None })
+                .iter()
+                .collect();
             let total: usize = batches.iter().map(|b| b.len()).sum();
             assert_eq!(total, 2, "the broken file is left out");
             assert!(batches.iter().all(|b| b.inputs.len() == b.len() * 3 * 224 * 224));
@@ -400,11 +426,15 @@ mod tests {
         let loader = Loader::new(ImageFolder::scan(dir.path()).unwrap(), 1, Normalization::IMAGENET).unwrap();
         let ten = loader.batches(vec![0], 1, Transform::TenCrop).recv().unwrap();
         assert_eq!(ten.inputs.len(), 10 * 3 * 224 * 224);
-        let t = Transform::Train { seed: 3, epoch: 4 };
+        let t = Transform::Train { seed: 3, epoch: 4, min_crop_area: Some(0.5) };
         let a = loader.batches(vec![0], 1, t).recv().unwrap().inputs;
         let b = loader.batches(vec![0], 1, t).recv().unwrap().inputs;
         assert_eq!(a, b);
-        let c = loader.batches(vec![0], 1, Transform::Train { seed: 3, epoch: 5 }).recv().unwrap().inputs;
+        let c = loader
+            .batches(vec![0], 1, Transform::Train { seed: 3, epoch: 5, min_crop_area: Some(0.5) })
+            .recv()
+            .unwrap()
+            .inputs;
         assert_ne!(a, c);
     }
 }

@@ -1,8 +1,10 @@
 //! Accuracy on a labelled image folder (centre crop or the paper's 10 crops), and prediction.
 
-use alexnet::labels::{top_k, Label, Prediction};
+use alexnet::classify::{softmax, Classification};
+use alexnet::labels::{top_indices, Label};
+use alexnet::out_of_classes::{self, OutOfClasses};
 use alexnet::preprocess;
-use alexnet::AlexNet;
+use alexnet::{AlexNet, ModelInfo};
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
@@ -30,9 +32,20 @@ pub struct EvalReport {
     pub loss: f64,
     pub ten_crop: bool,
     pub skipped: usize,
+    /// Share of the photos flagged as none of the model's classes (`null` for a model without
+    /// a threshold); with ten crops, from the crops' mean logits.
+    pub out_of_classes_share: Option<f64>,
     /// Wall-clock time of the evaluation.
     pub seconds: f64,
     pub per_class: Vec<ClassAccuracy>,
+}
+
+/// The model's logits for a batch of preprocessed inputs, one row of `outputs` per input.
+fn logits<B: Backend>(model: &AlexNet<B>, inputs: Vec<f32>, device: &B::Device) -> Result<(Vec<f32>, usize)> {
+    let logits = model.forward(preprocess::batch_from_flat(inputs, device));
+    let outputs = logits.dims()[1];
+    let logits = logits.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok((logits, outputs))
 }
 
 /// Evaluates `model` on every image of the loader's folder. `output_of_class[c]` is the model
@@ -41,7 +54,7 @@ pub fn evaluate<B: Backend>(
     model: &AlexNet<B>,
     loader: &Loader,
     output_of_class: &[usize],
-    labels: &[Label],
+    threshold: Option<OutOfClasses>,
     ten_crop: bool,
     batch_size: usize,
     device: &B::Device,
@@ -52,26 +65,27 @@ pub fn evaluate<B: Backend>(
     let folder = loader.folder();
     let order: Vec<usize> = (0..folder.len()).collect();
     let (mut correct1, mut correct5, mut images, mut loss) = (0usize, 0usize, 0usize, 0.0f64);
+    let mut flagged = 0usize;
     let mut per_class = vec![(0usize, 0usize); folder.classes.len()];
     for batch in loader.batches(order, (batch_size / crops).max(1), transform) {
         if batch.is_empty() {
             continue;
         }
-        let probs = model.probabilities(preprocess::batch_from_flat(batch.inputs, device));
-        let num_outputs = probs.dims()[1];
-        let probs = probs.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let (logits, num_outputs) = logits(model, batch.inputs, device)?;
         for (i, &class) in batch.labels.iter().enumerate() {
             // The paper's test procedure: average the softmax over the crops.
-            let mut mean = vec![0f32; num_outputs];
+            let (mut mean, mut mean_logits) = (vec![0f32; num_outputs], vec![0f32; num_outputs]);
             for crop in 0..crops {
-                let row = &probs[(i * crops + crop) * num_outputs..][..num_outputs];
-                mean.iter_mut().zip(row).for_each(|(m, p)| *m += p / crops as f32);
+                let row = &logits[(i * crops + crop) * num_outputs..][..num_outputs];
+                mean.iter_mut().zip(softmax(row)).for_each(|(m, p)| *m += p / crops as f32);
+                mean_logits.iter_mut().zip(row).for_each(|(m, l)| *m += l / crops as f32);
             }
+            flagged += threshold.is_some_and(|t| t.flags(&mean_logits)) as usize;
             let target = output_of_class[class];
-            let top = top_k(&mean, labels, 5);
-            let hit1 = top[0].index == target;
+            let top = top_indices(&mean, 5);
+            let hit1 = top[0] == target;
             correct1 += hit1 as usize;
-            correct5 += top.iter().any(|p| p.index == target) as usize;
+            correct5 += top.contains(&target) as usize;
             loss -= (mean[target].max(1e-12) as f64).ln();
             per_class[class].0 += hit1 as usize;
             per_class[class].1 += 1;
@@ -92,6 +106,7 @@ pub fn evaluate<B: Backend>(
         loss: loss / images as f64,
         ten_crop,
         skipped: loader.skipped.count(),
+        out_of_classes_share: threshold.map(|_| flagged as f64 / images as f64),
         seconds: started.elapsed().as_secs_f64(),
         per_class: per_class
             .iter()
@@ -127,17 +142,35 @@ pub fn match_classes(folders: &[String], labels: &[Label]) -> Result<Vec<usize>>
         .collect()
 }
 
-/// The top-5 for one image file.
+/// The out-of-class score ([`out_of_classes::score`]) of every readable image of the loader's
+/// folder, centre crop: what `trainer predict` and the page judge a photo by.
+pub fn scores<B: Backend>(
+    model: &AlexNet<B>,
+    loader: &Loader,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let order: Vec<usize> = (0..loader.folder().len()).collect();
+    let mut scores = Vec::with_capacity(order.len());
+    for batch in loader.batches(order, batch_size, Transform::Center) {
+        if batch.is_empty() {
+            continue;
+        }
+        let (logits, outputs) = logits(model, batch.inputs, device)?;
+        scores.extend(logits.chunks_exact(outputs).map(out_of_classes::score));
+    }
+    Ok(scores)
+}
+
+/// The top 5 for one image file, and whether it shows none of the model's classes.
 pub fn predict_file<B: Backend>(
     model: &AlexNet<B>,
-    labels: &[Label],
-    norm: &alexnet::Normalization,
+    info: &ModelInfo,
     path: &std::path::Path,
     device: &B::Device,
-) -> Result<Vec<Prediction>> {
+) -> Result<Classification> {
     let bytes = std::fs::read(path)?;
-    let input = preprocess::preprocess_bytes(&bytes, norm)?;
-    let probs = model.probabilities(preprocess::batch(&[input], device));
-    let probs = probs.into_data().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(top_k(&probs, labels, 5))
+    let input = preprocess::preprocess_bytes(&bytes, &info.normalization)?;
+    let (logits, _) = logits(model, input, device)?;
+    Ok(Classification::from_logits(&logits, info, 5))
 }

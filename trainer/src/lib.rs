@@ -4,6 +4,7 @@ pub mod augment;
 pub mod backend;
 pub mod bench;
 pub mod cache;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod cli;
 pub mod dashboard;

@@ -64,13 +64,26 @@ pub enum Schedule {
         factor: f64,
         lr: f64,
     },
+    /// Half a cosine from `base_lr` down towards 0 over `epochs` epochs (Loshchilov and Hutter's
+    /// SGDR without restarts): for runs of a known length.
+    Cosine {
+        base_lr: f64,
+        epochs: usize,
+        lr: f64,
+    },
+}
+
+/// The cosine schedule's share of its base rate for 1-based `epoch` of `epochs`.
+fn cosine_factor(epoch: usize, epochs: usize) -> f64 {
+    let progress = epoch.saturating_sub(1) as f64 / epochs.max(1) as f64;
+    0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
 }
 
 impl Schedule {
     pub fn lr(&self) -> f64 {
         match self {
             Schedule::Plateau(p) => p.lr,
-            Schedule::Step { lr, .. } => *lr,
+            Schedule::Step { lr, .. } | Schedule::Cosine { lr, .. } => *lr,
         }
     }
 
@@ -83,6 +96,11 @@ impl Schedule {
                 let changed = next != *lr;
                 *lr = next;
                 changed
+            }
+            Schedule::Cosine { base_lr, epochs, lr } => {
+                *lr = *base_lr * cosine_factor(epoch + 1, *epochs);
+                // A change every epoch: not worth a note each time.
+                false
             }
         }
     }
@@ -97,6 +115,11 @@ impl Schedule {
             }
             Schedule::Step { base_lr, every, factor, lr } => {
                 *base_lr = new_lr * factor.powi((epochs_done / (*every).max(1)) as i32);
+                *lr = new_lr;
+            }
+            Schedule::Cosine { base_lr, epochs, lr } => {
+                // Cannot rescale a rate the curve has already taken to 0: the rest stays at 0.
+                *base_lr = new_lr / cosine_factor(epochs_done + 1, *epochs).max(1e-12);
                 *lr = new_lr;
             }
         }
@@ -153,6 +176,24 @@ mod tests {
         assert!(!p.end_epoch(3, 0.6), "the patience count restarts");
         assert!(p.end_epoch(4, 0.6));
         assert!((p.lr() - 0.0001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_falls_from_the_base_rate_to_near_zero() {
+        let mut s = Schedule::Cosine { base_lr: 0.02, epochs: 4, lr: 0.02 };
+        let lrs: Vec<f64> = (1..=4)
+            .map(|e| {
+                s.end_epoch(e, 0.0);
+                s.lr()
+            })
+            .collect();
+        // Epochs 2, 3, 4 and (past the end) 5: 0.02 * (1 + cos(pi * k / 4)) / 2.
+        let want = [0.017071, 0.01, 0.002929, 0.0];
+        assert!(lrs.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{lrs:?}");
+        let mut s = Schedule::Cosine { base_lr: 0.02, epochs: 4, lr: 0.02 };
+        s.set_lr(0.005, 2);
+        s.end_epoch(3, 0.0);
+        assert!((s.lr() - 0.005 * 0.002929 / 0.01).abs() < 1e-6, "the curve goes on from the new rate");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum ScheduleKind {
     Plateau,
     /// Divide by 10 every --step-every epochs.
     Step,
+    /// Half a cosine from --lr down to 0 over --epochs.
+    Cosine,
 }
 
 fn default_workers() -> usize {
@@ -102,6 +104,11 @@ pub struct TrainOptions {
     /// Use at most N validation images per class.
     #[arg(long)]
     pub val_per_class: Option<usize>,
+    /// Random-resized crops covering at least this share (0-1] of each image's central square,
+    /// aspect 3:4 to 4:3, instead of the paper's fixed 224x224 crops: scale augmentation.
+    #[arg(long, value_parser = share_of_area)]
+    #[serde(default)]
+    pub min_crop_area: Option<f32>,
     /// Keep decoded, resized images in memory after the first epoch (~200 KB per image).
     #[arg(long)]
     pub cache_images: bool,
@@ -140,6 +147,13 @@ const DEFAULT_PEER_TIMEOUT: u64 = 600;
 
 fn default_peer_timeout() -> u64 {
     DEFAULT_PEER_TIMEOUT
+}
+
+fn share_of_area(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!("must be a share of the image's area in (0, 1], not `{text}`")),
+    }
 }
 
 /// The learning rate a fresh run starts at without --lr: the paper's.
@@ -276,7 +290,8 @@ pub fn train_ranked<B: AutodiffBackend>(
     let mut val_loader = Loader::new(val_set, opts.workers, norm)?;
     if opts.cache_images || opts.cache_dir.is_some() {
         let dir = opts.cache_dir.as_deref();
-        train_loader = train_loader.cached(Transform::Train { seed: opts.seed, epoch: 0 }, dir)?;
+        train_loader = train_loader
+            .cached(Transform::Train { seed: opts.seed, epoch: 0, min_crop_area: opts.min_crop_area }, dir)?;
         val_loader = val_loader.cached(Transform::Center, dir)?;
     }
 
@@ -312,7 +327,7 @@ pub fn train_ranked<B: AutodiffBackend>(
             &model.valid(),
             &val_loader,
             &(0..classes.len()).collect::<Vec<_>>(),
-            &class_labels,
+            None,
             false,
             opts.batch_size,
             device,
@@ -441,6 +456,7 @@ fn start<B: AutodiffBackend>(
     let schedule = match opts.lr_schedule {
         ScheduleKind::Plateau => Schedule::Plateau(Plateau::new(lr, opts.patience)),
         ScheduleKind::Step => Schedule::Step { base_lr: lr, every: opts.step_every, factor: 10.0, lr },
+        ScheduleKind::Cosine => Schedule::Cosine { base_lr: lr, epochs: opts.epochs, lr },
     };
     let writer = ranks.is_none_or(Ranks::is_writer);
     let start = if !writer {
@@ -661,7 +677,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
     let mut meter = Meter::<B::InnerBackend>::default();
     let mut data_wait = 0.0;
     let mut waiting = Instant::now();
-    let transform = Transform::Train { seed: opts.seed, epoch };
+    let transform = Transform::Train { seed: opts.seed, epoch, min_crop_area: opts.min_crop_area };
     for (i, batch) in loader.batches(order, batch_size, transform).into_iter().enumerate() {
         data_wait += waiting.elapsed().as_secs_f64();
         replicas.step(batch, lr, &mut meter)?;

@@ -60,11 +60,12 @@ impl Classifier {
     }
 
     /// Classifies an encoded image (JPEG, PNG, GIF, WebP, BMP); returns JSON
-    /// `[{"index", "label", "prob"}, ...]`, most likely first.
+    /// `{"top": [{"index", "label", "prob"}, ...], "out_of_classes": bool or null}`, most
+    /// likely first; `out_of_classes` is null for a model not calibrated.
     #[wasm_bindgen(js_name = classifyFile)]
     pub async fn classify_file(&self, bytes: Vec<u8>, k: usize) -> Result<String, JsError> {
-        let top = self.engine.classify_file(&bytes, k).await.map_err(js_error)?;
-        Ok(serde_json::to_string(&top).unwrap_or_default())
+        let answer = self.engine.classify_file(&bytes, k).await.map_err(js_error)?;
+        Ok(serde_json::to_string(&answer).unwrap_or_default())
     }
 
     /// Classifies a canvas's RGBA pixels (`getImageData().data`); same result as `classifyFile`.
@@ -79,8 +80,8 @@ impl Classifier {
         let image =
             alexnet::preprocess::from_rgba(&rgba, width, height).map_err(|e| js_error(WebError::Image(e)))?;
         let input = alexnet::preprocess::eval_transform(&image, &self.engine.info().normalization);
-        let top = self.engine.classify_input(input, k).await.map_err(js_error)?;
-        Ok(serde_json::to_string(&top).unwrap_or_default())
+        let answer = self.engine.classify_input(input, k).await.map_err(js_error)?;
+        Ok(serde_json::to_string(&answer).unwrap_or_default())
     }
 
     /// conv1's learned filters as one picture (the paper's Figure 3).

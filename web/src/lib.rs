@@ -5,9 +5,9 @@
 //! it to [`Classifier::load`].
 
 use alexnet::inside::{self, Picture};
-use alexnet::labels::{top_k, Prediction};
 use alexnet::preprocess::{self, ImageError};
 use alexnet::weights::{ModelInfo, SavedModel, WeightsError};
+use alexnet::Classification;
 use alexnet::{AlexNet, Normalization};
 use burn::backend::wgpu::{graphics, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::Autodiff;
@@ -55,7 +55,7 @@ impl Engine {
             // pass grows the wasm memory and was 2x slower than later ones
             // (docs/benchmarks-history.md); the person's first photo should not pay for that.
             let blank = vec![0.0; 3 * alexnet::INPUT_SIZE * alexnet::INPUT_SIZE];
-            rank(&saved, blank, 1, &Default::default()).await?;
+            answer(&saved, blank, 1, &Default::default()).await?;
             Ok(Engine::Cpu(saved))
         }
     }
@@ -74,33 +74,33 @@ impl Engine {
         }
     }
 
-    /// The top `k` classes for a normalised `[3, 224, 224]` input.
-    pub async fn classify_input(&self, input: Vec<f32>, k: usize) -> Result<Vec<Prediction>, WebError> {
+    /// The top `k` classes for a normalised `[3, 224, 224]` input, and whether it shows any.
+    pub async fn classify_input(&self, input: Vec<f32>, k: usize) -> Result<Classification, WebError> {
         match self {
-            Engine::Gpu(s, device) => rank(s, input, k, device).await,
-            Engine::Cpu(s) => rank(s, input, k, &Default::default()).await,
+            Engine::Gpu(s, device) => answer(s, input, k, device).await,
+            Engine::Cpu(s) => answer(s, input, k, &Default::default()).await,
         }
     }
 
     /// Decodes an image file's bytes (refusing oversized ones) and classifies it.
-    pub async fn classify_file(&self, bytes: &[u8], k: usize) -> Result<Vec<Prediction>, WebError> {
+    pub async fn classify_file(&self, bytes: &[u8], k: usize) -> Result<Classification, WebError> {
         let input =
             preprocess::preprocess_bytes(bytes, &self.info().normalization).map_err(WebError::Image)?;
         self.classify_input(input, k).await
     }
 }
 
-async fn rank<B: Backend>(
+async fn answer<B: Backend>(
     saved: &SavedModel<B>,
     input: Vec<f32>,
     k: usize,
     device: &B::Device,
-) -> Result<Vec<Prediction>, WebError> {
-    let probs = saved.model.probabilities(preprocess::batch(&[input], device));
+) -> Result<Classification, WebError> {
+    let logits = saved.model.forward(preprocess::batch(&[input], device));
     // WebGPU reads back asynchronously; the browser's thread must not block.
-    let data = probs.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
-    let probs = data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))?;
-    Ok(top_k(&probs, &saved.info.labels, k))
+    let data = logits.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
+    let logits = data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))?;
+    Ok(Classification::from_logits(&logits, &saved.info, k))
 }
 
 /// What the network sees, drawn from a CPU copy of the model with autodiff (the classifier itself

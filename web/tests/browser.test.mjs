@@ -68,7 +68,19 @@ before(async () => {
   console.log(`native latency per image (trainer predict, same files): ${nativeMs.join(", ")}`);
 });
 
-after(() => server && server.close());
+// The browsers' profiles hold the page's caches (the model: hundreds of MB each): removed once
+// every browser has closed.
+const profiles = [];
+after(() => {
+  if (server) server.close();
+  for (const dir of profiles) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    } catch (e) {
+      console.log(`could not remove ${dir}: ${e.message}`);
+    }
+  }
+});
 
 // A fresh Chromium profile; `webgpu`: with WebGPU (SwiftShader), `camera`: a synthetic camera,
 // allowed without asking.
@@ -83,8 +95,7 @@ async function launch({ webgpu = false, camera = false } = {}) {
       ...(camera ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] : []),
     ],
   });
-  // The profile holds the page's caches (the model, hundreds of MB): gone with the browser.
-  context.on("close", () => fs.rmSync(userDataDir, { recursive: true, force: true }));
+  profiles.push(userDataDir);
   const page = context.pages()[0] || (await context.newPage());
   // Every error and warning the page (or its worker) logs, and every uncaught exception.
   const logged = [];
@@ -138,23 +149,32 @@ function readJsonl(file) {
   return fs.readFileSync(path.join(fixtures, file), "utf8").trim().split("\n").map((l) => JSON.parse(l));
 }
 
-// `trainer predict --json` on the same files: the top 5 by file name.
-function topByFile(file) {
-  return new Map(readJsonl(file).map((l) => [path.basename(l.image), l.top5]));
+// `trainer predict --json` on the same files, by file name: {top5, out_of_classes}.
+function answersByFile(file) {
+  return new Map(readJsonl(file).map((l) => [path.basename(l.image), l]));
+}
+
+// The page's notes under a photo's top 5 say what `trainer predict` says: "none of my classes"
+// where the model's threshold flags it, "not sure" at a low top-1 for a model without one.
+async function assertNotes(page, want, label) {
+  const note = async (id) => Boolean(await page.$(`[data-testid=shot]:first-child [data-testid=${id}]`));
+  assert.equal(await note("out-of-classes"), want.out_of_classes === true, `${label}: the none-of-my-classes note`);
+  const unsure = want.out_of_classes === null && want.top5[0].prob < 0.5;
+  assert.equal(await note("unsure"), unsure, `${label}: the low-confidence note (top-1 ${want.top5[0].prob})`);
 }
 
 async function agreesWithNative(page, label) {
-  const expected = topByFile("native.jsonl");
+  const expected = answersByFile("native.jsonl");
   const photos = fs.readdirSync(photosDir).sort();
   const timings = [];
   for (const photo of photos) {
     const { rows, error, latency } = await classify(page, path.join(photosDir, photo));
     assert.equal(error, "", `${label} ${photo}: ${error}`);
-    const want = expected.get(photo);
+    const answer = expected.get(photo);
+    const want = answer.top5;
     assert.deepEqual(rows.map((r) => r.index), want.map((r) => r.index), `${label} ${photo}: top-5 classes`);
     rows.forEach((r, i) => assert.ok(Math.abs(r.prob - want[i].prob) <= 1e-3, `${label} ${photo}: p=${r.prob} native ${want[i].prob}`));
-    const unsure = await page.$("[data-testid=shot]:first-child [data-testid=unsure]");
-    assert.equal(Boolean(unsure), want[0].prob < 0.5, `${label} ${photo}: the low-confidence note (top-1 ${want[0].prob})`);
+    await assertNotes(page, answer, `${label} ${photo}`);
     timings.push(`${photo} ${latency}`);
   }
   console.log(`${label} latency per image: ${timings.join(", ")}`);
@@ -276,7 +296,9 @@ test("without WebGPU the CPU fallback runs and agrees, and the page never freeze
 test("the shipped model loads by default with a clean console, agrees with native, and works offline after one visit", { timeout: 4 * TIMEOUT }, async () => {
   const shippedDir = path.join(fixtures, "shipped");
   const manifest = JSON.parse(fs.readFileSync(path.join(dist, "model", "manifest.json"), "utf8"));
-  const expected = topByFile("shipped.jsonl");
+  const expected = answersByFile("shipped.jsonl");
+  const flagged = [...expected.values()].filter((a) => a.out_of_classes === true).length;
+  assert.ok(flagged > 0 && flagged < expected.size, `the shipped model is calibrated: it flags ${flagged} of ${expected.size} photos`);
   // WebGPU on, as Chromium ships it: its adapter here is SwiftShader, a software one, so the page
   // picks the CPU by itself. (Without WebGPU, Chromium itself warns "No available adapters." when
   // the page asks for one: that run is the CPU fallback test's.)
@@ -301,9 +323,11 @@ test("the shipped model loads by default with a clean console, agrees with nativ
     for (const photo of photos) {
       const { rows, error } = await classify(page, path.join(shippedDir, photo));
       assert.equal(error, "", `${photo}: ${error}`);
-      const want = expected.get(photo);
+      const answer = expected.get(photo);
+      const want = answer.top5;
       assert.deepEqual(rows.map((r) => r.index), want.map((r) => r.index), `${photo}: top-5 classes`);
       rows.forEach((r, i) => assert.ok(Math.abs(r.prob - want[i].prob) <= 1e-3, `${photo}: p=${r.prob} native ${want[i].prob}`));
+      await assertNotes(page, answer, photo);
     }
 
     // Inside the network: conv1's filters after load; for an image, the pixels that drove its
@@ -330,7 +354,7 @@ test("the shipped model loads by default with a clean console, agrees with nativ
     offline = true;
     try {
       const { rows } = await firstPrediction();
-      assert.deepEqual(rows.map((r) => r.index), expected.get(photos[0]).map((r) => r.index));
+      assert.deepEqual(rows.map((r) => r.index), expected.get(photos[0]).top5.map((r) => r.index));
     } finally {
       offline = false;
     }

@@ -241,3 +241,57 @@ fn info_describes_a_weights_file() {
         "{text}"
     );
 }
+
+#[test]
+fn calibrate_writes_a_threshold_that_predict_and_eval_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    // Two classes, `a` and `b`, of five in-class photos; the out-of-class folder is flat.
+    let model = small_model(2);
+    let labels = ["a", "b"].map(|n| alexnet::Label { name: n.into(), wnid: None }).to_vec();
+    let model = alexnet::SavedModel { info: alexnet::ModelInfo { labels, ..model.info }, ..model };
+    model.save(&dir.path().join("m.safetensors"), Precision::Int8).unwrap();
+    let names = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "rocket.jpg"];
+    for (i, name) in names.iter().enumerate() {
+        let class = dir.path().join(["val/a", "val/b"][i % 2]);
+        std::fs::create_dir_all(&class).unwrap();
+        std::fs::copy(photos().join(name), class.join(name)).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("other")).unwrap();
+    std::fs::copy(photos().join("rocket.jpg"), dir.path().join("other/rocket.jpg")).unwrap();
+    let original = std::fs::read(path("m.safetensors")).unwrap();
+
+    let args = ["calibrate", "--weights", &path("m.safetensors"), "--data", &path("."), "--out-of-class"];
+    let out = trainer(
+        &[&args[..], &[&path("other"), "--in-class-share", "0.4", "--out", &path("c.safetensors")]].concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flags 40.0% of 5 in-class photos"));
+    assert_eq!(std::fs::read(path("m.safetensors")).unwrap(), original, "--out leaves the input alone");
+
+    let info: serde_json::Value =
+        serde_json::from_slice(&trainer(&["info", "--json", &path("c.safetensors")]).stdout).unwrap();
+    assert_eq!(info["precision"], "int8");
+    assert_eq!(info["out_of_classes"]["in_class_flagged"], 0.4);
+    // Eval flags the in-class photos as calibrate measured them; predict answers as before, with a verdict.
+    let eval = trainer(&["eval", "--json", "--weights", &path("c.safetensors"), "--data", &path(".")]);
+    let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(eval["out_of_classes_share"], 0.4);
+    let predict = |w: &str| -> serde_json::Value {
+        let out = trainer(&["predict", "--json", "--weights", &path(w), &path("other/rocket.jpg")]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (before, after) = (predict("m.safetensors"), predict("c.safetensors"));
+    assert_eq!(before["top5"], after["top5"], "the tensors are unchanged");
+    assert!(before["out_of_classes"].is_null() && after["out_of_classes"].is_boolean(), "{before} {after}");
+
+    // Folders that cannot calibrate: clear errors.
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    assert_clean_failure(&trainer(&[&args[..], &[&path("empty")]].concat()), "holds no images");
+    std::fs::create_dir_all(dir.path().join("val/c")).unwrap();
+    std::fs::copy(photos().join("rocket.jpg"), dir.path().join("val/c/rocket.jpg")).unwrap();
+    assert_clean_failure(
+        &trainer(&[&args[..], &[&path("other")]].concat()),
+        "dataset class `c` is not one of",
+    );
+}
