@@ -500,7 +500,10 @@ async function toggleCamera() {
         li.textContent = `${p.label} ${(100 * p.prob).toFixed(1)}%`;
         return li;
       }));
-      $("camera-fps").textContent = `${fps.toFixed(1)} frames/s`;
+      // The model's own judgement, as under a dropped photo's guesses.
+      $("camera-fps").textContent = outOfClasses
+        ? `none of my classes · ${fps.toFixed(1)} frames/s`
+        : `${fps.toFixed(1)} frames/s`;
     } catch (e) {
       showError(`camera: ${e.message || e}`);
       break;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::common::{data_dir, small_model};
+use crate::common::{data_dir, small_model, TestBackend};
 use alexnet::weights::Precision;
 
 fn trainer(args: &[&str]) -> Output {
@@ -246,10 +246,15 @@ fn info_describes_a_weights_file() {
 fn calibrate_writes_a_threshold_that_predict_and_eval_apply() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
-    // Two classes, `a` and `b`, of five in-class photos; the out-of-class folder is flat.
-    let model = small_model(2);
+    // Two classes, `a` and `b`, of five in-class photos; the out-of-class folder is flat. He
+    // initialisation: the paper's N(0, 0.01) fades to logits so small that photos tie.
+    let config =
+        alexnet::AlexNetConfig::paper(2).with_width(0.125).with_initialization(alexnet::Initialization::He);
     let labels = ["a", "b"].map(|n| alexnet::Label { name: n.into(), wnid: None }).to_vec();
-    let model = alexnet::SavedModel { info: alexnet::ModelInfo { labels, ..model.info }, ..model };
+    let model = alexnet::SavedModel::<TestBackend> {
+        model: config.init(&crate::common::device()),
+        info: alexnet::ModelInfo::new(config, labels),
+    };
     model.save(&dir.path().join("m.safetensors"), Precision::Int8).unwrap();
     let names = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "rocket.jpg"];
     for (i, name) in names.iter().enumerate() {
