@@ -174,13 +174,13 @@ impl<B: Backend> SavedModel<B> {
     /// interrupted save never leaves a broken file where a good one was.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path, precision: Precision) -> Result<(), WeightsError> {
+        if precision == Precision::Int8 {
+            return write_atomically(path, &self.to_bytes(precision)?);
+        }
+        // f32 and f16 are streamed by burn-store into the partial file.
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = std::path::PathBuf::from(partial);
-        if precision == Precision::Int8 {
-            std::fs::write(&partial, self.to_bytes(precision)?).map_err(io_error(&partial))?;
-            return std::fs::rename(&partial, path).map_err(io_error(path));
-        }
         let mut store =
             store_for_saving(SafetensorsStore::from_file(&partial).overwrite(true), &self.info, precision)?;
         self.model
@@ -243,6 +243,17 @@ fn check_finite(bytes: &[u8]) -> Result<(), WeightsError> {
         }
     }
     Ok(())
+}
+
+/// Writes a file's bytes to `PATH.partial`, then renames it over `path`: an interrupted write never
+/// leaves a broken file where a good one was.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), WeightsError> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    std::fs::write(&partial, bytes).map_err(io_error(&partial))?;
+    std::fs::rename(&partial, path).map_err(io_error(path))
 }
 
 /// A weights file's bytes with a new description; its tensors stay byte for byte as they were.

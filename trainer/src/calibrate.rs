@@ -72,16 +72,11 @@ pub fn calibrate<B: Backend>(
     Ok(chosen)
 }
 
-/// Copies the weights file `from` to `to` with the threshold in its description, atomically (to
-/// `TO.partial`, then renamed), its tensors unchanged.
+/// Copies the weights file `from` to `to` with the threshold in its description, atomically, its
+/// tensors unchanged.
 fn write_threshold(from: &Path, to: &Path, chosen: OutOfClasses) -> Result<()> {
     let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
     let mut info = weights::read_info(&bytes)?;
     info.out_of_classes = Some(chosen);
-    let bytes = weights::with_info(&bytes, &info)?;
-    let mut partial = to.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, to).with_context(|| format!("writing {}", to.display()))
+    Ok(weights::write_atomically(to, &weights::with_info(&bytes, &info)?)?)
 }

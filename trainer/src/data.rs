@@ -33,6 +33,20 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// The image files directly in `dir`, sorted; none is an error naming the `kind` of folder.
+fn images_in(dir: &Path, kind: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    if files.is_empty() {
+        bail!("{kind} {} holds no images ({} files)", dir.display(), IMAGE_EXTENSIONS.join("/"));
+    }
+    files.sort();
+    Ok(files)
+}
+
 impl ImageFolder {
     /// Lists `root/<class>/*` images. A missing folder, a folder without class folders, or a
     /// class folder without images is an error that names the folder.
@@ -56,20 +70,7 @@ impl ImageFolder {
         }
         let mut samples = Vec::new();
         for (index, class) in classes.iter().enumerate() {
-            let dir = root.join(class);
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image(p))
-                .collect();
-            if files.is_empty() {
-                bail!(
-                    "class folder {} holds no images ({} files)",
-                    dir.display(),
-                    IMAGE_EXTENSIONS.join("/")
-                );
-            }
-            files.sort();
+            let files = images_in(&root.join(class), "class folder")?;
             samples.extend(files.into_iter().map(|f| (f, index)));
         }
         Ok(Self { root: root.to_path_buf(), classes, samples })
@@ -81,15 +82,7 @@ impl ImageFolder {
         if !root.is_dir() {
             bail!("{} is not a folder of images", root.display());
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root)
-            .with_context(|| format!("reading {}", root.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_image(p))
-            .collect();
-        if files.is_empty() {
-            bail!("{} holds no images ({} files)", root.display(), IMAGE_EXTENSIONS.join("/"));
-        }
-        files.sort();
+        let files = images_in(root, "folder")?;
         let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Self {
             root: root.to_path_buf(),
