@@ -65,6 +65,45 @@ pub fn filters<B: Backend>(model: &AlexNet<B>) -> Picture {
     picture
 }
 
+/// How noise-like conv1's filters are, the median over filters: 1 for white noise, near 0 for
+/// the smooth edges and colour blobs of the paper's Figure 3 (see [`roughness`]).
+pub fn filter_roughness<B: Backend>(model: &AlexNet<B>) -> f32 {
+    let weights = model.conv1_filters();
+    let [count, channels, k, _] = weights.dims();
+    let w = values(weights);
+    let mut each: Vec<f32> = w.chunks_exact(channels * k * k).map(|f| roughness(f, k)).collect();
+    each.sort_by(f32::total_cmp);
+    each.get(count / 2).copied().unwrap_or(0.0)
+}
+
+/// The mean squared difference between neighbouring weights of a filter (`[channels, k, k]`,
+/// across and down within each colour) over twice their variance: neighbours of white noise
+/// differ by twice its variance on average, neighbours in a smooth pattern by almost nothing.
+fn roughness(filter: &[f32], k: usize) -> f32 {
+    let n = filter.len() as f32;
+    let mean = filter.iter().sum::<f32>() / n;
+    let variance = filter.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let (mut sum, mut pairs) = (0f32, 0usize);
+    for plane in filter.chunks_exact(k * k) {
+        for y in 0..k {
+            for x in 0..k {
+                let v = plane[y * k + x];
+                let right = (x + 1 < k).then(|| plane[y * k + x + 1]);
+                let below = (y + 1 < k).then(|| plane[(y + 1) * k + x]);
+                for neighbour in [right, below].into_iter().flatten() {
+                    sum += (neighbour - v) * (neighbour - v);
+                    pairs += 1;
+                }
+            }
+        }
+    }
+    if variance > 0.0 && pairs > 0 {
+        sum / pairs as f32 / (2.0 * variance)
+    } else {
+        0.0
+    }
+}
+
 /// The first `max_channels` feature maps of one image's activations `[1, C, H, W]`, each scaled
 /// to its own range, as grey tiles in rows of eight.
 pub fn feature_maps<B: Backend>(activations: Tensor<B, 4>, max_channels: usize) -> Picture {
@@ -122,4 +161,31 @@ pub fn overlay<B: Backend>(input: &[f32], norm: &Normalization, heat: Tensor<B, 
         }
     }
     picture
+}
+
+#[cfg(test)]
+mod tests {
+    use super::roughness;
+
+    #[test]
+    fn roughness_is_near_one_for_noise_and_near_zero_for_a_smooth_edge() {
+        let k = 11;
+        // A fixed pseudo-random filter (xorshift), three colours.
+        let mut state = 0x2545_f491_u32;
+        let noise: Vec<f32> = (0..3 * k * k)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as f32 / u32::MAX as f32 - 0.5
+            })
+            .collect();
+        let r = roughness(&noise, k);
+        assert!((0.8..1.2).contains(&r), "noise: {r}");
+        // A soft vertical edge, the same in every colour.
+        let edge: Vec<f32> = (0..3 * k * k).map(|i| ((i % k) as f32 - 5.0).tanh()).collect();
+        let r = roughness(&edge, k);
+        assert!(r < 0.1, "edge: {r}");
+        assert_eq!(roughness(&[0.5; 3 * 121], k), 0.0, "a constant filter has no variance");
+    }
 }

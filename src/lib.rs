@@ -1,5 +1,5 @@
-//! AlexNet, end to end, in Burn: the model, its preprocessing, its labels and its weights format,
-//! shared by the native `trainer` and the browser crate.
+//! AlexNet, end to end, in Burn: the model, its preprocessing, its labels, its weights format and
+//! its training step, shared by the native `trainer` and the browser crate.
 
 pub mod classify;
 pub mod cpu;
@@ -8,6 +8,7 @@ pub mod labels;
 pub mod model;
 pub mod out_of_classes;
 pub mod preprocess;
+pub mod train;
 pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]

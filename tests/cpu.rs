@@ -3,7 +3,7 @@
 
 mod common;
 
-use alexnet::cpu::{conv_relu, is_ours, linear, max_pool};
+use alexnet::cpu::{conv_relu, linear, max_pool, runs_cpu_layers};
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -11,19 +11,8 @@ use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
-use common::{largest_magnitude, max_relative_difference};
-use std::sync::{Mutex, MutexGuard};
-
-/// Flex draws every random tensor from one global generator, and the test harness runs these
-/// tests on parallel threads: each test that draws holds this lock from its seed on, so its
-/// values are the same on every run and a failure can be reproduced.
-fn seeded(seed: u64) -> MutexGuard<'static, ()> {
-    static RANDOM: Mutex<()> = Mutex::new(());
-    let guard = RANDOM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    Flex::seed(&Default::default(), seed);
-    guard
-}
+use burn::tensor::Tensor;
+use common::{largest_magnitude, max_relative_difference, Draws};
 
 /// Our sums run in another order than Burn's: they differ by a few 1e-6 of the largest value.
 const ROUNDING: f32 = 1e-5;
@@ -69,19 +58,19 @@ impl Layer {
     }
 }
 
-fn conv<B: Backend>(layer: &Layer, device: &B::Device) -> Conv2d<B> {
+fn conv<B: Backend>(layer: &Layer, draws: &mut Draws, device: &B::Device) -> Conv2d<B> {
     let p = layer.padding;
-    Conv2dConfig::new(layer.channels, [layer.kernel, layer.kernel])
+    let conv = Conv2dConfig::new(layer.channels, [layer.kernel, layer.kernel])
         .with_stride([layer.stride, layer.stride])
         .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
         .with_groups(layer.groups)
-        .init(device)
+        .init(device);
+    draws.redraw(conv)
 }
 
 /// Inputs `[batch, in, side, side + 3]` with values around zero, so the ReLU cuts about half.
-fn input<B: Backend>(layer: &Layer, batch: usize, device: &B::Device) -> Tensor<B, 4> {
-    let shape = [batch, layer.channels[0], layer.side, layer.side + 3];
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+fn input<B: Backend>(layer: &Layer, batch: usize, draws: &mut Draws, device: &B::Device) -> Tensor<B, 4> {
+    draws.unit([batch, layer.channels[0], layer.side, layer.side + 3], device)
 }
 
 fn assert_close<B: Backend, const D: usize>(
@@ -101,13 +90,13 @@ fn assert_close<B: Backend, const D: usize>(
 #[test]
 fn forward_matches_burns_conv_and_relu() {
     let device = Default::default();
-    let _random = seeded(1);
+    let draws = &mut Draws::new(1);
     for (index, layer) in LAYERS.iter().enumerate() {
         // Batch 1 splits each matrix product across threads, batch 3 the images; batch 8 takes
         // Winograd's algorithm for the stride-1 3x3 and 5x5 layers.
         for batch in [1, 3, 8] {
-            let conv = conv::<Flex>(layer, &device);
-            let x = input::<Flex>(layer, batch, &device);
+            let conv = conv::<Flex>(layer, draws, &device);
+            let x = input::<Flex>(layer, batch, draws, &device);
             let ours = conv_relu(&conv, x.clone());
             let burns = relu(conv.forward(x));
             let zeros = burns.clone().equal_elem(0.0).int().sum().into_scalar() as usize;
@@ -122,18 +111,18 @@ fn forward_matches_burns_conv_and_relu() {
 fn gradients_match_burns_conv_and_relu() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    let _random = seeded(2);
+    let draws = &mut Draws::new(2);
     for (index, layer) in LAYERS.iter().enumerate() {
         for batch in [1, 3, 8] {
-            let conv = conv::<B>(layer, &device);
-            let x = input::<B>(layer, batch, &device).require_grad();
+            let conv = conv::<B>(layer, draws, &device);
+            let x = input::<B>(layer, batch, draws, &device).require_grad();
             // A random gradient arriving at the layer's output, zero where the output before the
             // ReLU is within 1e-4 of its largest value from zero: there rounding (Winograd's
             // differs from Burn's by up to ~2e-5) may tip the ReLU either way, and a gradient
             // that passes on one side and not the other is no error of the convolution's.
             let z = conv.forward(x.clone()).detach();
             let clear = z.clone().abs().greater_elem(1e-4 * z.clone().abs().max().into_scalar());
-            let upstream = z.random_like(Distribution::Normal(0.0, 1.0)) * clear.float();
+            let upstream = draws.unit::<B, 4>(z.dims(), &device) * clear.float();
             let ours = (conv_relu(&conv, x.clone()) * upstream.clone()).sum().backward();
             let burns = (relu(conv.forward(x.clone())) * upstream).sum().backward();
             let what = |name: &str| format!("layer {index}, batch {batch}: {name}");
@@ -152,10 +141,10 @@ fn gradients_match_burns_conv_and_relu() {
 fn images_without_gradient_get_none() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    let _random = seeded(6);
+    let draws = &mut Draws::new(6);
     let layer = &LAYERS[0];
-    let conv = conv::<B>(layer, &device);
-    let x = input::<B>(layer, 2, &device);
+    let conv = conv::<B>(layer, draws, &device);
+    let x = input::<B>(layer, 2, draws, &device);
     let grads = conv_relu(&conv, x.clone()).sum().backward();
     assert!(x.grad(&grads).is_none());
     assert!(conv.weight.val().grad(&grads).is_some());
@@ -163,9 +152,9 @@ fn images_without_gradient_get_none() {
 
 /// (That every other backend runs Burn's layers: trainer/tests/integration/wgpu.rs.)
 #[test]
-fn ours_on_flex() {
-    assert!(is_ours::<Flex>());
-    assert!(is_ours::<Autodiff<Flex>>());
+fn cpu_layers_run_on_flex() {
+    assert!(runs_cpu_layers::<Flex>());
+    assert!(runs_cpu_layers::<Autodiff<Flex>>());
 }
 
 /// AlexNet's overlapping pooling (3x3, stride 2) on its three map sizes, and a 2x2 one.
@@ -173,16 +162,15 @@ fn ours_on_flex() {
 fn max_pool_and_its_gradient_match_burns() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    let _random = seeded(3);
+    let draws = &mut Draws::new(3);
     for (kernel, stride, side) in [(3, 2, 55), (3, 2, 27), (3, 2, 13), (2, 2, 9)] {
         let pool = MaxPool2dConfig::new([kernel, kernel]).with_strides([stride, stride]).init();
-        let x = Tensor::<B, 4>::random([2, 5, side, side + 1], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
+        let x = draws.unit::<B, 4>([2, 5, side, side + 1], &device).require_grad();
         let what = |name: &str| format!("{kernel}x{kernel} stride {stride} on {side}: {name}");
         let (ours, burns) = (max_pool(&pool, x.clone()), pool.forward(x.clone()));
         // A maximum is exact; the gradient sums where windows overlap.
         assert_close(&what("output"), ours.clone(), burns.clone(), 0.0);
-        let upstream = ours.random_like(Distribution::Normal(0.0, 1.0));
+        let upstream = draws.unit::<B, 4>(ours.dims(), &device);
         let ours = (ours * upstream.clone()).sum().backward();
         let burns = (burns * upstream).sum().backward();
         assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap(), ROUNDING);
@@ -199,16 +187,15 @@ fn max_pool_and_its_gradient_match_burns() {
 fn linear_and_its_gradients_match_burns() {
     type B = Autodiff<Flex>;
     let device = Default::default();
-    let _random = seeded(5);
+    let draws = &mut Draws::new(5);
     for (inputs, outputs) in [(576, 256), (256, 10), (37, 21), (9, 1003)] {
         for batch in [1, 4, 6] {
-            let layer = LinearConfig::new(inputs, outputs).init::<B>(&device);
-            let x = Tensor::<B, 2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), &device)
-                .require_grad();
+            let layer = draws.redraw(LinearConfig::new(inputs, outputs).init::<B>(&device));
+            let x = draws.unit::<B, 2>([batch, inputs], &device).require_grad();
             let what = |name: &str| format!("{inputs}->{outputs}, batch {batch}: {name}");
             let (ours, burns) = (linear(&layer, x.clone()), layer.forward(x.clone()));
             assert_close(&what("output"), ours.clone(), burns.clone(), ROUNDING);
-            let upstream = ours.random_like(Distribution::Normal(0.0, 1.0));
+            let upstream = draws.unit::<B, 2>(ours.dims(), &device);
             let ours = (ours * upstream.clone()).sum().backward();
             let burns = (burns * upstream).sum().backward();
             assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap(), ROUNDING);
@@ -231,7 +218,7 @@ fn linear_and_its_gradients_match_burns() {
             assert_close(&what("Flex output"), linear(&layer, x.clone()), layer.forward(x), ROUNDING);
         }
     }
-    let layer = LinearConfig::new(16, 24).init::<Flex>(&device);
+    let layer = draws.redraw(LinearConfig::new(16, 24).init::<Flex>(&device));
     let x = Tensor::<Flex, 2>::zeros([3, 16], &device)
         .slice_assign([1..2, 5..6], Tensor::full([1, 1], f32::NAN, &device));
     let nan_rows: Vec<bool> = linear(&layer, x).is_nan().any_dim(1).into_data().to_vec().unwrap();
@@ -246,10 +233,10 @@ fn a_batch_gradient_is_the_mean_of_its_halves() {
     use burn::module::{Module, ModuleVisitor, Param};
     type B = Autodiff<Flex>;
     let device = Default::default();
-    let _random = seeded(4);
+    let draws = &mut Draws::new(4);
     let config = AlexNetConfig::torchvision(2).with_width(0.125).with_dropout(0.0);
-    let model = config.init::<B>(&device);
-    let images = Tensor::<B, 4>::random([8, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
+    let model = draws.redraw(config.init::<B>(&device));
+    let images = draws.unit::<B, 4>([8, 3, 224, 224], &device);
     struct Collect<'a>(&'a <B as burn::tensor::backend::AutodiffBackend>::Gradients, Vec<(usize, Vec<f32>)>);
     impl ModuleVisitor<B> for Collect<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {

@@ -52,7 +52,8 @@ fn f16_round_trip_is_within_half_precision_and_half_the_size() {
     let images = Tensor::<B, 4>::ones([1, 3, 224, 224], &device());
     let p = saved.model.probabilities(images.clone()).into_data().to_vec::<f32>().unwrap();
     let q = loaded.model.probabilities(images).into_data().to_vec::<f32>().unwrap();
-    assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 1e-3));
+    assert!(p.iter().cloned().fold(0.0, f32::max) > 0.2, "far from the uniform 0.1: {p:?}");
+    assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 1e-3), "{p:?} vs {q:?}");
 }
 
 #[test]
@@ -92,6 +93,7 @@ fn int8_is_a_quarter_of_the_size_and_within_half_a_step_per_channel() {
     let images = Tensor::<B, 4>::ones([1, 3, 224, 224], &device());
     let p = saved.model.probabilities(images.clone()).into_data().to_vec::<f32>().unwrap();
     let q = loaded.model.probabilities(images).into_data().to_vec::<f32>().unwrap();
+    assert!(p.iter().cloned().fold(0.0, f32::max) > 0.2, "far from the uniform 0.1: {p:?}");
     assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 2e-2), "{p:?} vs {q:?}");
 }
 

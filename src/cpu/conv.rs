@@ -17,9 +17,9 @@
 
 use rayon::prelude::*;
 
+use super::gradients::Gradients;
 use super::matrix::{matmul, matmul_into, Accumulate, Matrix};
 use super::winograd::{self, Algorithm, Epilogue, Weights};
-use super::Gradients;
 
 /// The sizes of one convolution: NCHW input, square-or-not kernel, symmetric padding, groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ pub fn backward(
     {
         return backward_by_winograd(x, weight, output, grad_output, shape, gradient_shape, algorithm);
     }
-    let (pixels, patch, out_per_group) = (shape.pixels_out(), shape.patch_len(), shape.out_per_group());
+    let pixels = shape.pixels_out();
     // Each worker takes a run of images and sums its own weight and bias gradients; the runs
     // are added at the end. The input gradient of each image is its own slice: no sharing.
     let split = Split::of(shape.batch);
@@ -201,72 +201,78 @@ pub fn backward(
         .zip(output_runs)
         .zip(grad_input_runs.par_iter_mut())
         .map(|((images, (outputs, grad_outputs)), grad_inputs)| {
-            let (mut weight_grad, mut bias) = (vec![0.0; weight.len()], vec![0.0; shape.out_channels]);
-            let mut columns = vec![0.0; patch * block * pixels];
-            let mut grads = vec![0.0; out_per_group * block * pixels];
-            for (index, images) in images.chunks(block * shape.in_len()).enumerate() {
-                let count = images.len() / shape.in_len();
-                let width = count * pixels;
-                let out_block = index * block * shape.out_len()..(index * block + count) * shape.out_len();
-                let (outputs, grad_outputs) = (&outputs[out_block.clone()], &grad_outputs[out_block]);
-                for group in 0..shape.groups {
-                    for (i, image) in images.chunks(shape.in_len()).enumerate() {
-                        im2col(
-                            image,
-                            group,
-                            shape,
-                            &mut columns,
-                            (width, i * pixels),
-                            0..shape.out_size()[0],
-                        );
-                        // Through the ReLU into row c, columns of image i, of the block's
-                        // gradient matrix.
-                        for c in 0..out_per_group {
-                            let channel = group * out_per_group + c;
-                            let from = (i * shape.out_channels + channel) * pixels..;
-                            let into = &mut grads[c * width + i * pixels..][..pixels];
-                            let pairs = outputs[from.clone()].iter().zip(&grad_outputs[from]);
-                            for (g, (&y, &dy)) in into.iter_mut().zip(pairs) {
-                                *g = through_relu(y, dy);
-                            }
-                            bias[channel] += into.iter().sum::<f32>();
-                        }
-                    }
-                    let grads = Matrix::row_major(&grads, out_per_group, width);
-                    // dW_g += dY [out/g, columns] x patches^T [columns, patch]
-                    let weights = out_per_group * patch;
-                    matmul(
-                        &mut weight_grad[group * weights..][..weights],
-                        Accumulate::Yes,
-                        grads,
-                        Matrix::row_major(&columns, patch, width).transposed(),
-                        split.inside,
-                    );
-                    if let Some(grad_inputs) = grad_inputs.as_deref_mut() {
-                        // d patches = W_g^T [patch, out/g] x dY [out/g, columns], back to pixels.
-                        matmul(
-                            &mut columns[..patch * width],
-                            Accumulate::No,
-                            shape.group_weights(weight, group).transposed(),
-                            grads,
-                            split.inside,
-                        );
-                        let first = index * block * shape.in_len();
-                        for (i, grad_input) in
-                            grad_inputs[first..][..images.len()].chunks_mut(shape.in_len()).enumerate()
-                        {
-                            col2im(&columns, group, shape, grad_input, width, i * pixels);
-                        }
-                    }
-                }
-            }
-            (weight_grad, bias)
+            let images = ImageRun { images, outputs, grad_outputs, grad_inputs: grad_inputs.as_deref_mut() };
+            backward_run(images, weight, shape, block, split.inside)
         })
         .reduce(
             || (vec![0.0; weight.len()], vec![0.0; shape.out_channels]),
             |a, b| (add(a.0, b.0), add(a.1, b.1)),
         );
     Gradients { input: input_gradient.then_some(grad_input), weight: weight_grad, bias }
+}
+
+/// One worker's run of images in [`backward`]: their inputs, outputs and output gradients, and
+/// where their input gradients go (when asked for).
+struct ImageRun<'a> {
+    images: &'a [f32],
+    outputs: &'a [f32],
+    grad_outputs: &'a [f32],
+    grad_inputs: Option<&'a mut [f32]>,
+}
+
+/// A run's weight and bias gradients (and its input gradients, into the run), `block` images at
+/// a time side by side in one patch matrix.
+fn backward_run(
+    run: ImageRun,
+    weight: &[f32],
+    shape: &ConvShape,
+    block: usize,
+    inside: gemm::Parallelism,
+) -> (Vec<f32>, Vec<f32>) {
+    let ImageRun { images, outputs, grad_outputs, mut grad_inputs } = run;
+    let (pixels, patch, out_per_group) = (shape.pixels_out(), shape.patch_len(), shape.out_per_group());
+    let (mut weight_grad, mut bias) = (vec![0.0; weight.len()], vec![0.0; shape.out_channels]);
+    let mut columns = vec![0.0; patch * block * pixels];
+    let mut grads = vec![0.0; out_per_group * block * pixels];
+    for (index, images) in images.chunks(block * shape.in_len()).enumerate() {
+        let count = images.len() / shape.in_len();
+        let width = count * pixels;
+        let out_block = index * block * shape.out_len()..(index * block + count) * shape.out_len();
+        let (outputs, grad_outputs) = (&outputs[out_block.clone()], &grad_outputs[out_block]);
+        for group in 0..shape.groups {
+            for (i, image) in images.chunks(shape.in_len()).enumerate() {
+                im2col(image, group, shape, &mut columns, (width, i * pixels), 0..shape.out_size()[0]);
+                // Through the ReLU into row c, columns of image i, of the block's gradient matrix.
+                for c in 0..out_per_group {
+                    let channel = group * out_per_group + c;
+                    let from = (i * shape.out_channels + channel) * pixels..;
+                    let into = &mut grads[c * width + i * pixels..][..pixels];
+                    let pairs = outputs[from.clone()].iter().zip(&grad_outputs[from]);
+                    for (g, (&y, &dy)) in into.iter_mut().zip(pairs) {
+                        *g = through_relu(y, dy);
+                    }
+                    bias[channel] += into.iter().sum::<f32>();
+                }
+            }
+            let grads = Matrix::row_major(&grads, out_per_group, width);
+            // dW_g += dY [out/g, columns] x patches^T [columns, patch]
+            let weights = out_per_group * patch;
+            let patches = Matrix::row_major(&columns, patch, width).transposed();
+            matmul(&mut weight_grad[group * weights..][..weights], Accumulate::Yes, grads, patches, inside);
+            if let Some(grad_inputs) = grad_inputs.as_deref_mut() {
+                // d patches = W_g^T [patch, out/g] x dY [out/g, columns], back to pixels.
+                let weights = shape.group_weights(weight, group).transposed();
+                matmul(&mut columns[..patch * width], Accumulate::No, weights, grads, inside);
+                let first = index * block * shape.in_len();
+                for (i, grad_input) in
+                    grad_inputs[first..][..images.len()].chunks_mut(shape.in_len()).enumerate()
+                {
+                    col2im(&columns, group, shape, grad_input, width, i * pixels);
+                }
+            }
+        }
+    }
+    (weight_grad, bias)
 }
 
 /// [`backward`] by Winograd's algorithm: the input's gradient as the convolution `gradient_shape`

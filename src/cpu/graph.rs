@@ -10,10 +10,11 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_flex::{Flex, FlexTensor};
 
-use super::{
-    conv, conv_forward, flex, linear_forward, pool, pool_forward, values, ConvShape,
-    Gradients as LayerGradients, LinearShape, PoolShape,
-};
+use super::conv::{self, ConvShape};
+use super::gradients::Gradients as LayerGradients;
+use super::linear::LinearShape;
+use super::on_flex::{conv_forward, flex, linear_forward, pool_forward, values};
+use super::pool::{self, PoolShape};
 
 /// A tensor on `Autodiff<Flex>` (burn-autodiff does not export its name).
 pub(super) type AutodiffTensor = FloatTensor<Autodiff<Flex>>;

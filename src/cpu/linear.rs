@@ -1,14 +1,14 @@
 //! Fully connected layers, `y = x W + b` with Burn's `[inputs, outputs]` weights, on plain `f32`
 //! slices, and their gradients. Flex hands the forward product to `gemm`, whose kernel reads the
-//! weights a few columns at a time down 16 KB strides: fc6 ran at 50 GFLOP/s at batch 16, and on
-//! one thread at batch 1 (docs/benchmarks-history.md). Ours streams each weight row once, eight
+//! weights a few columns at a time down 16 KB strides, and at batch 1 on one thread only
+//! (docs/benchmarks-history.md has the figures). Ours streams each weight row once, eight
 //! rows at a time, each thread its own columns: the weights are read from memory once per batch.
 //! The gradients are two `gemm` products with the operands laid out as `gemm` reads them well.
 
 use rayon::prelude::*;
 
+use super::gradients::Gradients;
 use super::matrix::{product, Matrix};
-use super::Gradients;
 
 /// One fully connected layer applied to `batch` rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct LinearShape {
 /// rows for sixteen outputs are eight AVX2 registers, eight chains of multiply-adds in flight
 /// (enough to keep both FMA units busy), and fit the sixteen registers with a weight row's
 /// vectors and an input. Eight weight rows: rows lie 16 KB apart (4,096 outputs) and share a
-/// cache set, which holds eight (sixteen rows ran at half the speed). wasm's vectors are half
+/// cache set, which holds eight, so more rows would evict each other. wasm's vectors are half
 /// as wide.
 const ROWS: usize = 8;
 const LANES: usize = if cfg!(target_arch = "wasm32") { 8 } else { 16 };

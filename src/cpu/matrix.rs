@@ -1,7 +1,9 @@
 //! The matrix product every CPU layer ends in: `gemm` (the crate Flex uses) behind a checked,
-//! safe view of row- or column-major operands.
+//! safe view of row- or column-major operands, with the kernels `kernels.rs` chose.
 
 use std::mem::MaybeUninit;
+
+use super::kernels;
 
 /// A read-only matrix view: element `(r, c)` at `data[r * row_stride + c * col_stride]`.
 #[derive(Clone, Copy)]
@@ -96,25 +98,15 @@ unsafe fn multiply(
     // SAFETY: the asserts above keep every element gemm reads inside its slice; the caller
     // vouches for `dst`.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        kernels::gemm(
+            [m, n, k],
             dst,
-            1,
-            n as isize,
+            [1, n as isize],
             accumulate == Accumulate::Yes,
             lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
+            [lhs.col_stride as isize, lhs.row_stride as isize],
             rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            [rhs.col_stride as isize, rhs.row_stride as isize],
             parallelism,
         )
     }

@@ -14,9 +14,12 @@
 //! `AlexNet<B: Backend>`, and the same functions run natively and in wasm.
 
 mod conv;
+mod gradients;
 mod graph;
+mod kernels;
 mod linear;
 mod matrix;
+mod on_flex;
 mod pool;
 mod winograd;
 
@@ -26,39 +29,36 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
+pub use kernels::{chosen as chosen_kernels, Kernels};
+
 use conv::ConvShape;
 use linear::LinearShape;
+use on_flex::{conv_forward, linear_forward, pool_forward};
 use pool::PoolShape;
 
-/// The gradients of a layer with weights and a bias, each as its tensor's values.
-pub(crate) struct Gradients {
-    /// The input's, when asked for.
-    pub input: Option<Vec<f32>>,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
+/// Whether [`conv_relu`], [`max_pool`] and [`linear()`] run our CPU layers on backend `B` (for
+/// f32 tensors): on Flex, with or without autodiff.
+pub fn runs_cpu_layers<B: Backend>() -> bool {
+    flex_kind::<B>().is_some()
 }
 
-/// Whether [`conv_relu`], [`max_pool`] and [`linear()`] take our path on backend `B` (for f32 tensors).
-pub fn is_ours<B: Backend>() -> bool {
-    ours::<B>().is_some()
-}
-
+/// Which of the two backends our CPU layers run on `B` is.
 #[derive(Clone, Copy)]
-enum Ours {
-    Flex,
-    AutodiffFlex,
+enum FlexKind {
+    Plain,
+    Autodiff,
 }
 
-fn ours<B: Backend>() -> Option<Ours> {
+fn flex_kind<B: Backend>() -> Option<FlexKind> {
     let backend = TypeId::of::<B>();
     if backend == TypeId::of::<Flex>() {
-        Some(Ours::Flex)
+        Some(FlexKind::Plain)
     } else if backend == TypeId::of::<Autodiff<Flex>>() {
-        Some(Ours::AutodiffFlex)
+        Some(FlexKind::Autodiff)
     } else {
         None
     }
@@ -67,9 +67,9 @@ fn ours<B: Backend>() -> Option<Ours> {
 /// `relu(conv(x))`: ours on the CPU, Burn's `Conv2d` and ReLU elsewhere.
 pub fn conv_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let shape = conv_shape(conv, &x).filter(|_| x.dtype() == DType::F32);
-    match (ours::<B>(), shape, conv.bias.as_ref()) {
-        (Some(ours), Some(shape), Some(bias)) => {
-            with_weights(ours, x, conv.weight.val(), bias.val(), shape, conv_forward, graph::conv_relu)
+    match (flex_kind::<B>(), shape, conv.bias.as_ref()) {
+        (Some(kind), Some(shape), Some(bias)) => {
+            with_weights(kind, x, conv.weight.val(), bias.val(), shape, conv_forward, graph::conv_relu)
         }
         _ => burn::tensor::activation::relu(conv.forward(x)),
     }
@@ -78,9 +78,9 @@ pub fn conv_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> 
 /// `pool.forward(x)`: ours on the CPU, Burn's elsewhere.
 pub fn max_pool<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let shape = pool_shape(pool, &x).filter(|_| x.dtype() == DType::F32);
-    match (ours::<B>(), shape) {
-        (Some(Ours::Flex), Some(shape)) => tensor(pool_forward(cast(primitive(x)), &shape)),
-        (Some(Ours::AutodiffFlex), Some(shape)) => tensor(graph::max_pool(cast(primitive(x)), shape)),
+    match (flex_kind::<B>(), shape) {
+        (Some(FlexKind::Plain), Some(shape)) => tensor(pool_forward(cast(primitive(x)), &shape)),
+        (Some(FlexKind::Autodiff), Some(shape)) => tensor(graph::max_pool(cast(primitive(x)), shape)),
         _ => pool.forward(x),
     }
 }
@@ -94,9 +94,9 @@ pub fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
         inputs,
         outputs,
     });
-    match (ours::<B>(), shape, linear.bias.as_ref()) {
-        (Some(ours), Some(shape), Some(bias)) => {
-            with_weights(ours, x, linear.weight.val(), bias.val(), shape, linear_forward, graph::linear)
+    match (flex_kind::<B>(), shape, linear.bias.as_ref()) {
+        (Some(kind), Some(shape), Some(bias)) => {
+            with_weights(kind, x, linear.weight.val(), bias.val(), shape, linear_forward, graph::linear)
         }
         _ => linear.forward(x),
     }
@@ -105,7 +105,7 @@ pub fn linear<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
 /// A layer with weights and a bias on our path: `flex` on Flex, `graph` (its autodiff step)
 /// on Autodiff<Flex>.
 fn with_weights<B: Backend, const D: usize, const W: usize, S>(
-    ours: Ours,
+    kind: FlexKind,
     x: Tensor<B, D>,
     weight: Tensor<B, W>,
     bias: Tensor<B, 1>,
@@ -119,9 +119,9 @@ fn with_weights<B: Backend, const D: usize, const W: usize, S>(
     ) -> graph::AutodiffTensor,
 ) -> Tensor<B, D> {
     let [x, weight, bias] = [primitive(x), primitive(weight), primitive(bias)];
-    match ours {
-        Ours::Flex => tensor(flex(cast(x), cast(weight), cast(bias), &shape)),
-        Ours::AutodiffFlex => tensor(graph(cast(x), cast(weight), cast(bias), shape)),
+    match kind {
+        FlexKind::Plain => tensor(flex(cast(x), cast(weight), cast(bias), &shape)),
+        FlexKind::Autodiff => tensor(graph(cast(x), cast(weight), cast(bias), shape)),
     }
 }
 
@@ -171,16 +171,18 @@ fn pool_shape(pool: &MaxPool2d, x: &Tensor<impl Backend, 4>) -> Option<PoolShape
 }
 
 /// `tensor` as a Flex tensor when `B` is Flex and it holds f32 (for work done in place, such as
-/// the trainer's SGD step), else `tensor` back unchanged.
-pub fn into_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
-    match ours::<B>() {
-        Some(Ours::Flex) if tensor.dtype() == DType::F32 => Ok(cast(primitive(tensor))),
+/// our SGD step), else `tensor` back unchanged.
+pub(crate) fn into_flex<B: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> Result<FlexTensor, Tensor<B, D>> {
+    match flex_kind::<B>() {
+        Some(FlexKind::Plain) if tensor.dtype() == DType::F32 => Ok(cast(primitive(tensor))),
         _ => Err(tensor),
     }
 }
 
 /// The reverse of [`into_flex`]. Panics unless `B` is Flex.
-pub fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
+pub(crate) fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(cast(tensor)))
 }
 
@@ -195,33 +197,4 @@ fn tensor<B: Backend, const D: usize, T: 'static>(primitive: T) -> Tensor<B, D> 
 /// Moves a value to the type that `TypeId` said it has.
 fn cast<T: 'static, U: 'static>(value: T) -> U {
     *(Box::new(value) as Box<dyn Any>).downcast::<U>().expect("the backend's tensor type was checked")
-}
-
-/// A Flex tensor's values as one contiguous slice.
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor.as_slice().expect("made contiguous f32 first")
-}
-
-fn flex(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
-fn conv_forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, shape: &ConvShape) -> FlexTensor {
-    let [x, weight, bias] = [x, weight, bias].map(|t| t.to_contiguous());
-    let out = conv::forward(values(&x), values(&weight), values(&bias), shape);
-    let [out_h, out_w] = shape.out_size();
-    flex(out, [shape.batch, shape.out_channels, out_h, out_w])
-}
-
-fn pool_forward(x: FlexTensor, shape: &PoolShape) -> FlexTensor {
-    let [batch, channels, _, _] = x.shape().dims::<4>();
-    let out = pool::forward(values(&x.to_contiguous()), shape);
-    let [out_h, out_w] = shape.out_size();
-    flex(out, [batch, channels, out_h, out_w])
-}
-
-fn linear_forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, shape: &LinearShape) -> FlexTensor {
-    let [x, weight, bias] = [x, weight, bias].map(|t| t.to_contiguous());
-    let out = linear::forward(values(&x), values(&weight), Some(values(&bias)), shape);
-    flex(out, [shape.batch, shape.outputs])
 }

@@ -1,6 +1,6 @@
 //! Max pooling (no padding) on plain `f32` slices, and its gradient, one `[height, width]` plane
-//! per task. Flex's max pooling is scalar and keeps an index per output even at inference (13x
-//! slower than this one on AlexNet's pool1, docs/benchmarks-history.md); this one takes the maximum
+//! per task. Flex's max pooling is scalar and keeps an index per output even at inference (its
+//! speed against ours: docs/benchmarks-history.md); this one takes the maximum
 //! down whole rows first (vectorised), and for the gradient finds each window's maximum again
 //! instead of storing its index.
 

@@ -15,6 +15,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+// conv.rs and this file use each other: this is the convolution's second algorithm, on the
+// same shapes and ReLU, and conv.rs chooses between the two per layer.
 use super::conv::{relu, ConvShape};
 use super::matrix::{matmul, matmul_into, Accumulate, Matrix};
 
@@ -123,9 +125,8 @@ impl Algorithm {
     }
 }
 
-/// Below this many images the transforms cost more than they save (each layer timed alone on
-/// the AMD EPYC: 3x3 on 13x13 maps 1.4-2.2x slower at batch 1, even to 1.2x faster at 4,
-/// 1.3-1.5x faster at 8; 5x5 on 27x27 1.2x slower at batch 1, even at 2 and 4, 1.2x faster at 8).
+/// Below this many images the transforms cost more than they save (each layer timed alone at
+/// batches 1 to 8: docs/benchmarks-history.md).
 const MIN_IMAGES: usize = 4;
 
 /// How the weights are read: as stored, `[out, in/groups, k, k]`; or as the convolution that

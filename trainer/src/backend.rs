@@ -44,14 +44,14 @@ pub fn compiled() -> Vec<BackendKind> {
 
 /// The backend a command runs on, and the device's limit on one buffer.
 #[derive(Debug, Clone, Copy)]
-pub struct Chosen {
+pub struct BackendInUse {
     pub kind: BackendKind,
     /// The most bytes one tensor may occupy (a GPU's storage-binding limit: 128 MiB on Mesa's
     /// lavapipe; `None` on the CPU).
     pub max_tensor_bytes: Option<u64>,
 }
 
-impl Chosen {
+impl BackendInUse {
     /// The CPU (Flex): no limit on one tensor.
     pub fn cpu() -> Self {
         Self { kind: BackendKind::Cpu, max_tensor_bytes: None }
@@ -78,9 +78,9 @@ impl Chosen {
 }
 
 /// Work that runs on whichever backend is chosen at run time.
-pub trait Job {
+pub trait RunsOnBackend {
     type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device, backend: Chosen) -> Result<Self::Output>;
+    fn run<B: AutodiffBackend>(self, device: B::Device, backend: BackendInUse) -> Result<Self::Output>;
 }
 
 /// A backend whose device has started.
@@ -95,7 +95,7 @@ enum Opened {
 /// Runs `job` on `kind`; with `None`, on the fastest compiled backend whose device starts (a
 /// software GPU, such as Mesa's lavapipe, is slower than the CPU backend and is only used when
 /// asked for by name).
-pub fn run<J: Job>(kind: Option<BackendKind>, job: J) -> Result<J::Output> {
+pub fn run<J: RunsOnBackend>(kind: Option<BackendKind>, job: J) -> Result<J::Output> {
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     gpu::configure();
     let kinds = compiled();
@@ -124,17 +124,17 @@ pub fn run<J: Job>(kind: Option<BackendKind>, job: J) -> Result<J::Output> {
         #[cfg(feature = "cuda")]
         Opened::Cuda(device) => {
             let limit = gpu::max_tensor_bytes::<burn::cubecl::cuda::CudaRuntime>(&device);
-            let chosen = Chosen { kind: BackendKind::Cuda, max_tensor_bytes: Some(limit) };
-            job.run::<Autodiff<burn::backend::Cuda>>(device, chosen)
+            let in_use = BackendInUse { kind: BackendKind::Cuda, max_tensor_bytes: Some(limit) };
+            job.run::<Autodiff<burn::backend::Cuda>>(device, in_use)
         }
         #[cfg(feature = "wgpu")]
         Opened::Wgpu(started) => {
             eprintln!("wgpu adapter: {}", started.adapter);
             let limit = gpu::max_tensor_bytes::<burn::backend::wgpu::WgpuRuntime>(&started.device);
-            let chosen = Chosen { kind: BackendKind::Wgpu, max_tensor_bytes: Some(limit) };
-            job.run::<Autodiff<burn::backend::Wgpu>>(started.device, chosen)
+            let in_use = BackendInUse { kind: BackendKind::Wgpu, max_tensor_bytes: Some(limit) };
+            job.run::<Autodiff<burn::backend::Wgpu>>(started.device, in_use)
         }
-        Opened::Cpu => job.run::<Autodiff<burn::backend::Flex>>(Default::default(), Chosen::cpu()),
+        Opened::Cpu => job.run::<Autodiff<burn::backend::Flex>>(Default::default(), BackendInUse::cpu()),
     }
 }
 
@@ -162,30 +162,4 @@ fn open(kind: BackendKind) -> Result<Opened, String> {
 
 fn list(kinds: &[BackendKind]) -> String {
     kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// The text of a panic's payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown error".into())
-}
-
-/// Makes a panic on any thread end the process with exit status 1 and one `error:` line. GPU
-/// runtimes execute on threads of their own: a failure there (a buffer the device cannot
-/// allocate, a kernel that does not compile) would otherwise leave the command running on with
-/// empty tensors and printing results computed without its weights.
-pub fn exit_on_any_panic() {
-    std::panic::set_hook(Box::new(|info| {
-        let thread = std::thread::current();
-        let name = thread.name().unwrap_or("unnamed");
-        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!(
-            "error: {} (on thread `{name}`{place}; stopped: nothing computed after it is trusted)",
-            panic_message(info.payload()).trim()
-        );
-        std::process::exit(1);
-    }));
 }

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use alexnet::train::{sgd, Compute, Meter, Stepper};
 use alexnet::{AlexNet, AlexNetConfig, Normalization, Preset};
 use anyhow::{bail, Result};
 use burn::module::AutodiffModule;
@@ -9,15 +10,14 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::backend::Chosen;
+use crate::backend::BackendInUse;
 use crate::data::{ImageFolder, Loader, Transform};
-use crate::metrics::Meter;
-use crate::precision::Compute;
-use crate::train::{sgd, Stepper};
 
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub backend: String,
+    /// The CPU's matrix kernels (`"AVX2+FMA"`, `"AVX-512"`), on the CPU backend.
+    pub cpu_kernels: Option<&'static str>,
     pub preset: Preset,
     pub width: f64,
     pub precision: Compute,
@@ -39,7 +39,7 @@ pub fn bench<B: AutodiffBackend>(
     steps: usize,
     precision: Compute,
     device: &B::Device,
-    backend: Chosen,
+    backend: BackendInUse,
 ) -> Result<BenchReport> {
     if train_batch == 0 || infer_batch == 0 || steps == 0 {
         bail!("--batch-size, --infer-batch-size and --steps must be at least 1");
@@ -54,17 +54,17 @@ pub fn bench<B: AutodiffBackend>(
         TensorData::new((0..train_batch as i64).map(|i| i % classes).collect::<Vec<_>>(), [train_batch]),
         device,
     );
-    let mut train_step = |model: AlexNet<B>| -> Result<AlexNet<B>> {
+    let mut train_step = |model: AlexNet<B>| -> AlexNet<B> {
         let mut meter = Meter::default();
-        let model = stepper.step_on(model, x.clone(), y.clone(), 0.01, &mut meter)?;
+        let model = stepper.step(model, x.clone(), y.clone(), 0.01, &mut meter);
         // Reading the loss waits for the device: work queues in order, so steps cannot pile up.
-        meter.read()?;
-        Ok(model)
+        meter.read();
+        model
     };
-    model = train_step(model)?;
+    model = train_step(model);
     let start = Instant::now();
     for _ in 0..steps {
-        model = train_step(model)?;
+        model = train_step(model);
     }
     let train_rate = (steps * train_batch) as f64 / start.elapsed().as_secs_f64();
 
@@ -78,6 +78,7 @@ pub fn bench<B: AutodiffBackend>(
     let infer_rate = (steps * infer_batch) as f64 / start.elapsed().as_secs_f64();
     Ok(BenchReport {
         backend: backend.kind.to_string(),
+        cpu_kernels: alexnet::cpu::runs_cpu_layers::<B>().then(|| alexnet::cpu::chosen_kernels().name()),
         preset: config.preset,
         width: config.width,
         precision,

@@ -30,7 +30,7 @@ pub struct CalibrateOptions {
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))]
+    #[arg(long, default_value_t = crate::options::default_workers())]
     pub workers: usize,
 }
 

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use alexnet::train::Schedule;
 use alexnet::AlexNet;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -21,8 +22,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::EpochMetrics;
-use crate::schedule::Schedule;
-use crate::train::TrainOptions;
+use crate::options::TrainOptions;
 
 type Checkpointer = BinFileRecorder<FullPrecisionSettings>;
 

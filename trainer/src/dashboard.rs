@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alexnet::train::Means;
 use burn::data::dataloader::Progress;
 use burn::train::metric::{
     MetricAttributes, MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry,
@@ -15,7 +16,7 @@ use burn::train::renderer::{
 };
 use burn::train::Interrupter;
 
-use crate::metrics::{EpochMetrics, Means};
+use crate::metrics::EpochMetrics;
 
 /// Where an epoch stands after a batch.
 pub struct BatchStatus {

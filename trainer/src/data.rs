@@ -5,6 +5,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
 use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
+use alexnet::train::augment;
 use alexnet::INPUT_SIZE;
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
@@ -12,7 +13,6 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::augment;
 use crate::cache::{ImageCache, Slot};
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "gif", "webp", "bmp"];
@@ -207,13 +207,13 @@ pub struct Loader {
     pool: Arc<rayon::ThreadPool>,
     norm: Normalization,
     /// The deterministic first half of one transform (`cached`), kept after the first decode.
-    cache: Option<(Base, Arc<ImageCache>)>,
+    cache: Option<(PreparedImage, Arc<ImageCache>)>,
     pub skipped: Arc<SkipLog>,
 }
 
 /// The deterministic first half of a transform: what a cache can keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Base {
+enum PreparedImage {
     /// Shorter side 256, then the central 256x256 square (training).
     TrainSquare,
     /// The evaluation transform's pixels: shorter side 256, centre 224 crop.
@@ -223,11 +223,11 @@ enum Base {
 }
 
 impl Transform {
-    fn base(&self) -> Base {
+    fn prepared(&self) -> PreparedImage {
         match self {
-            Transform::Train { .. } => Base::TrainSquare,
-            Transform::Center => Base::CenterCrop,
-            Transform::TenCrop => Base::Resized,
+            Transform::Train { .. } => PreparedImage::TrainSquare,
+            Transform::Center => PreparedImage::CenterCrop,
+            Transform::TenCrop => PreparedImage::Resized,
         }
     }
 }
@@ -250,16 +250,18 @@ impl Loader {
     /// Keeps the decoded images of `transform` (a training or centre-crop one) in memory after
     /// their first use; with `dir`, also in a file there, read back by later runs.
     pub fn cached(mut self, transform: Transform, dir: Option<&Path>) -> Result<Self> {
-        let (base, side, name) = match transform.base() {
-            Base::TrainSquare => (Base::TrainSquare, RESIZE_SIZE, "train-square"),
-            Base::CenterCrop => (Base::CenterCrop, INPUT_SIZE as u32, "center-crop"),
-            Base::Resized => bail!("the 10-crop transform's images differ in size and are not cached"),
+        let (prepared, side, name) = match transform.prepared() {
+            PreparedImage::TrainSquare => (PreparedImage::TrainSquare, RESIZE_SIZE, "train-square"),
+            PreparedImage::CenterCrop => (PreparedImage::CenterCrop, INPUT_SIZE as u32, "center-crop"),
+            PreparedImage::Resized => {
+                bail!("the 10-crop transform's images differ in size and are not cached")
+            }
         };
         let files: Vec<PathBuf> = self.folder.samples.iter().map(|(p, _)| p.clone()).collect();
         let split = self.folder.root.file_name().and_then(|n| n.to_str()).unwrap_or("split");
         let file = dir.map(|d| d.join(ImageCache::file_name(split, name, side, &files)));
         let cache = ImageCache::new(files.len(), side, file)?;
-        self.cache = Some((base, Arc::new(cache)));
+        self.cache = Some((prepared, Arc::new(cache)));
         Ok(self)
     }
 
@@ -280,7 +282,8 @@ impl Loader {
         let (sender, receiver) = sync_channel(2);
         let (folder, pool, norm, skipped) =
             (self.folder.clone(), self.pool.clone(), self.norm, self.skipped.clone());
-        let cache = self.cache.clone().filter(|(base, _)| *base == transform.base()).map(|(_, c)| c);
+        let cache =
+            self.cache.clone().filter(|(prepared, _)| *prepared == transform.prepared()).map(|(_, c)| c);
         std::thread::spawn(move || {
             for chunk in order.chunks(batch_size.max(1)) {
                 let items: Vec<Option<(Vec<f32>, usize)>> = pool.install(|| {
@@ -288,7 +291,7 @@ impl Loader {
                         .par_iter()
                         .map(|&i| {
                             let (path, label) = &folder.samples[i];
-                            match base_image(&folder, cache.as_deref(), i, transform.base()) {
+                            match prepared_image(&folder, cache.as_deref(), i, transform.prepared()) {
                                 Ok(base) => Some((finish(&base, transform, &norm, i), *label)),
                                 Err(e) => {
                                     skipped.record(path, e);
@@ -312,16 +315,21 @@ impl Loader {
     }
 }
 
-/// Decoded and made into `base` (kept in the cache when there is one).
-fn base_image(folder: &ImageFolder, cache: Option<&ImageCache>, index: usize, base: Base) -> Slot {
+/// Decoded and made into `prepared` (kept in the cache when there is one).
+fn prepared_image(
+    folder: &ImageFolder,
+    cache: Option<&ImageCache>,
+    index: usize,
+    prepared: PreparedImage,
+) -> Slot {
     let make = || -> Slot {
         let path = &folder.samples[index].0;
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let image = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
-        Ok(Arc::new(match base {
-            Base::TrainSquare => augment::train_base(&image),
-            Base::CenterCrop => preprocess::eval_crop(&image),
-            Base::Resized => preprocess::resize_shorter_side(&image, RESIZE_SIZE),
+        Ok(Arc::new(match prepared {
+            PreparedImage::TrainSquare => augment::train_base(&image),
+            PreparedImage::CenterCrop => preprocess::eval_crop(&image),
+            PreparedImage::Resized => preprocess::resize_shorter_side(&image, RESIZE_SIZE),
         }))
     };
     match cache {

@@ -58,7 +58,7 @@ fn catching<T>(start: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, 
     let result = std::panic::catch_unwind(start);
     std::panic::set_hook(hook);
     result.map_err(|panic| {
-        let message = crate::backend::panic_message(panic.as_ref());
+        let message = crate::panics::panic_message(panic.as_ref());
         format!("no usable device ({})", message.lines().next().unwrap_or("").trim())
     })
 }

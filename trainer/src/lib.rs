@@ -1,6 +1,5 @@
 //! The native trainer's building blocks (the `trainer` binary is a thin CLI over them).
 
-pub mod augment;
 pub mod backend;
 pub mod bench;
 pub mod cache;
@@ -10,13 +9,13 @@ pub mod cli;
 pub mod dashboard;
 pub mod data;
 pub mod eval;
+pub mod filters;
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub mod gpu;
 pub mod memory;
 pub mod metrics;
+pub mod options;
+pub mod panics;
 pub mod peers;
-pub mod precision;
 pub mod ranks;
-pub mod schedule;
-pub mod sgd;
 pub mod train;

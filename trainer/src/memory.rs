@@ -1,10 +1,9 @@
 //! How the process takes memory from the system. A training step allocates and frees hundreds of
 //! megabytes (fc6's gradient and its new weights and velocity are 151 MB each). glibc serves every
 //! block over 32 MB with a fresh `mmap` and unmaps it when freed, so the next step's blocks arrive
-//! as new pages the kernel must fault in and zero: fc6's weight gradient took 73 ms into fresh
-//! pages and 24 ms into reused ones, and training ran 20 % faster with freed blocks kept
-//! (docs/benchmarks-history.md). The cost: the process keeps its peak size (1.5 GB instead of a 1.3
-//! GB peak for torchvision's AlexNet at batch 32).
+//! as new pages the kernel must fault in and zero again. Keeping freed blocks makes training
+//! faster, at the cost of a process that keeps its peak size (the figures are in
+//! docs/benchmarks-history.md, "Freed memory kept").
 
 /// From now on, serve large blocks from the heap and keep what is freed for the next ones.
 pub fn keep_freed_memory() {

@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -25,102 +24,6 @@ pub struct EpochMetrics {
     /// Seconds of the epoch's training spent waiting for the loader (decoding, augmenting).
     #[serde(default)]
     pub data_wait_seconds: f64,
-}
-
-/// Mean loss and accuracies over some images.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Means {
-    pub images: usize,
-    pub loss: f64,
-    pub top1: f64,
-    pub top5: f64,
-}
-
-/// Running sums of loss and top-1/top-5 hits, kept on the device: reading them waits for the
-/// device, so a training loop reads them only when it shows them.
-pub struct Meter<B: Backend> {
-    /// `[loss sum, top-1 hits, top-5 hits]`.
-    sums: Option<Tensor<B, 1>>,
-    images: usize,
-    /// Sums at the last `read_since_last`, for the means of the images since then.
-    last: Means,
-}
-
-impl<B: Backend> Default for Meter<B> {
-    fn default() -> Self {
-        Self { sums: None, images: 0, last: Means::default() }
-    }
-}
-
-impl<B: Backend> Meter<B> {
-    /// Adds one batch: its mean loss `[1]`, its logits `[n, classes]` and targets `[n]`.
-    pub fn add(&mut self, mean_loss: Tensor<B, 1>, logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) {
-        let n = targets.dims()[0];
-        let (top1, top5) = hits(logits, targets);
-        self.add_sums(Tensor::cat(vec![mean_loss.mul_scalar(n as f64), top1, top5], 0), n);
-    }
-
-    /// Adds sums `[loss sum, top-1 hits, top-5 hits]` over `images` images: another meter's
-    /// (see [`Meter::take_sums`]).
-    pub fn add_sums(&mut self, sums: Tensor<B, 1>, images: usize) {
-        self.sums = Some(match self.sums.take() {
-            Some(mine) => mine + sums,
-            None => sums,
-        });
-        self.images += images;
-    }
-
-    /// Everything added so far, for another meter (a data-parallel peer's shard counted by the
-    /// coordinator's meter), leaving this one empty.
-    pub fn take_sums(&mut self) -> Option<(Tensor<B, 1>, usize)> {
-        let images = std::mem::take(&mut self.images);
-        self.last = Means::default();
-        self.sums.take().map(|sums| (sums, images))
-    }
-
-    pub fn images(&self) -> usize {
-        self.images
-    }
-
-    /// Means over everything added so far.
-    pub fn read(&self) -> Result<Means> {
-        let Some(sums) = &self.sums else { return Ok(Means::default()) };
-        let sums = sums.clone().into_data().convert::<f64>();
-        let [loss, top1, top5] = sums.as_slice::<f64>().map_err(|e| anyhow::anyhow!("{e:?}"))?[..] else {
-            anyhow::bail!("the meter holds {} values instead of 3", sums.num_elements());
-        };
-        let n = self.images.max(1) as f64;
-        Ok(Means { images: self.images, loss: loss / n, top1: top1 / n, top5: top5 / n })
-    }
-
-    /// Means over everything, and over the images added since the previous call.
-    pub fn read_since_last(&mut self) -> Result<(Means, Means)> {
-        let all = self.read()?;
-        let new = all.images - self.last.images;
-        let part = |now: f64, before: f64| {
-            (now * all.images as f64 - before * self.last.images as f64) / new.max(1) as f64
-        };
-        let recent = Means {
-            images: new,
-            loss: part(all.loss, self.last.loss),
-            top1: part(all.top1, self.last.top1),
-            top5: part(all.top5, self.last.top5),
-        };
-        self.last = all;
-        Ok((all, recent))
-    }
-}
-
-/// Top-1 and top-5 hits of a batch, counted on the device: the target's rank is the number of
-/// other classes scoring at least as high (a tie counts against it, so a network that outputs
-/// constants scores 0, not 100 %).
-pub fn hits<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [n, classes] = logits.dims();
-    let target_logit = logits.clone().gather(1, targets.reshape([n, 1])).expand([n, classes]);
-    let rank = logits.greater_equal(target_logit).float().sum_dim(1).sub_scalar(1.0);
-    let top1 = rank.clone().lower_elem(0.5).float().sum();
-    let top5 = rank.lower_elem(4.5).float().sum();
-    (top1, top5)
 }
 
 const CSV_HEADER: &str = "epoch,lr,train_loss,train_top1,train_top5,val_loss,val_top1,val_top5,\
@@ -224,7 +127,6 @@ pub fn curves_svg(history: &[EpochMetrics]) -> Result<String> {
                 .map_err(plot_error)?;
         }
 
-        type Series = (&'static str, RGBColor, bool, fn(&EpochMetrics) -> f64);
         let loss_series: [Series; 2] =
             [("train", BLUE, true, |m| m.train_loss), ("val", RED, false, |m| m.val_loss)];
         let accuracy_series: [Series; 4] = [
@@ -234,38 +136,48 @@ pub fn curves_svg(history: &[EpochMetrics]) -> Result<String> {
             ("val top-5", MAGENTA, false, |m| m.val_top5 * 100.0),
         ];
         // Legends where the curves are not: loss falls, accuracy rises.
-        for (chart, series, corner) in [
-            (&mut loss, &loss_series[..], SeriesLabelPosition::UpperRight),
-            (&mut top, &accuracy_series[..], SeriesLabelPosition::LowerRight),
-        ] {
-            for &(name, color, dashed, value) in series {
-                let points: Vec<(f64, f64)> =
-                    history.iter().map(|m| (m.epoch as f64, value(m))).filter(|p| p.1.is_finite()).collect();
-                let style = ShapeStyle::from(&color).stroke_width(2);
-                let drawn = if dashed {
-                    chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
-                } else {
-                    chart.draw_series(LineSeries::new(points.clone(), style))
-                };
-                drawn
-                    .map_err(plot_error)?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-                chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
-                    .map_err(plot_error)?;
-            }
-            chart
-                .configure_series_labels()
-                .position(corner)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()
-                .map_err(plot_error)?;
-        }
+        draw_curves(&mut loss, &loss_series, history, SeriesLabelPosition::UpperRight)?;
+        draw_curves(&mut top, &accuracy_series, history, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
+}
+
+/// One curve: its legend, colour, whether dashed (training), and its value in an epoch.
+type Series = (&'static str, RGBColor, bool, fn(&EpochMetrics) -> f64);
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws `series` of `history` on `chart`, points marked, with their legend in `corner`.
+fn draw_curves<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    series: &[Series],
+    history: &[EpochMetrics],
+    corner: SeriesLabelPosition,
+) -> Result<()> {
+    for &(name, color, dashed, value) in series {
+        let points: Vec<(f64, f64)> =
+            history.iter().map(|m| (m.epoch as f64, value(m))).filter(|p| p.1.is_finite()).collect();
+        let style = ShapeStyle::from(&color).stroke_width(2);
+        let drawn = if dashed {
+            chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), style))
+        };
+        drawn
+            .map_err(plot_error)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled()))).map_err(plot_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(corner)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
 }
 
 fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -275,33 +187,6 @@ fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::Flex;
-    use burn::tensor::TensorData;
-
-    #[test]
-    fn the_meter_counts_ranks_on_the_device() {
-        let device = Default::default();
-        let logits = Tensor::<Flex, 2>::from_data(
-            [
-                [0.0f32, 5.0, 1.0, 2.0, 3.0, 4.0, -1.0], // target 1: first
-                [6.0, 5.0, 1.0, 2.0, 3.0, 4.0, -1.0],    // target 1: second
-                [0.0, 5.0, 1.0, 2.0, 3.0, 4.0, -1.0],    // target 6: last
-                [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],     // target 2: all tied, a miss
-            ],
-            &device,
-        );
-        let targets = Tensor::<Flex, 1, Int>::from_data(TensorData::from([1i64, 1, 6, 2]), &device);
-        let mut meter = Meter::<Flex>::default();
-        meter.add(Tensor::from_data([2.0f32], &device), logits.clone(), targets.clone());
-        let (all, recent) = meter.read_since_last().unwrap();
-        assert_eq!(all, Means { images: 4, loss: 2.0, top1: 0.25, top5: 0.5 });
-        assert_eq!(recent, all);
-        meter.add(Tensor::from_data([1.0f32], &device), logits.slice(0..2), targets.slice(0..2));
-        let (all, recent) = meter.read_since_last().unwrap();
-        assert_eq!(recent, Means { images: 2, loss: 1.0, top1: 0.5, top5: 1.0 });
-        assert_eq!(all.images, 6);
-        assert!((all.loss - 10.0 / 6.0).abs() < 1e-9 && (all.top5 - 4.0 / 6.0).abs() < 1e-9);
-    }
 
     fn epoch(epoch: usize, lr: f64, val_top1: f64) -> EpochMetrics {
         EpochMetrics {

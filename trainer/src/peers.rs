@@ -15,20 +15,18 @@ use std::str::FromStr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
+use alexnet::train::{draw_weights, Compute, Meter, Stepper};
 use alexnet::AlexNet;
 use anyhow::{anyhow, bail, Context, Result};
-use burn::collective::{self, CollectiveConfig, PeerId};
+use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::module::Module;
 use burn::optim::Optimizer;
 use burn::tensor::backend::{AutodiffBackend, Backend, Device, DeviceId};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::panic_message;
 use crate::data::Batch;
-use crate::metrics::Meter;
-use crate::precision::Compute;
-use crate::train::{draw_weights, Stepper};
+use crate::panics::panic_message;
 
 /// The devices of `--devices`: a count (`4`: the first four devices) or device indices (`0,2`).
 /// On the CPU every peer shares the one device; on a GPU an index may repeat (`0,0`: two peers
@@ -328,13 +326,19 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Peer<B, O> {
         let config = CollectiveConfig::default().with_num_devices(self.peers);
         collective::register::<B::InnerBackend>(peer, self.device.clone(), config)
             .map_err(|e| anyhow!("joining the other peers: {e:?}"))?;
-        let mut stepper = Stepper::new(self.optim, self.precision, &self.device).synced(peer);
+        let mut stepper = Stepper::new(self.optim, self.precision, &self.device);
         let mut model = self.model;
         while let Ok(request) = inbox.recv() {
             let answer = match request {
                 Request::Step { shard, lr } => {
                     let mut meter = Meter::default();
-                    model = stepper.step(model, shard, lr, &mut meter)?;
+                    let (images, targets) = stepper.batch(shard.inputs, &shard.labels);
+                    // Every replica steps with the mean of the peers' gradients.
+                    let grads = stepper
+                        .gradients(&model, images, targets, &mut meter)
+                        .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                        .map_err(|e| anyhow!("averaging the gradients with the other peers: {e:?}"))?;
+                    model = stepper.apply(model, grads, lr);
                     Reply::Stepped(meter.take_sums())
                 }
                 Request::Snapshot => Reply::Snapshot(Box::new((model.clone(), stepper.optim.clone()))),

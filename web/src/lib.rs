@@ -52,7 +52,7 @@ impl Engine {
         } else {
             let saved = SavedModel::from_bytes(bytes, &Default::default()).map_err(WebError::Weights)?;
             // One forward pass on a blank image while the page still shows "loading": the first
-            // pass grows the wasm memory and was 2x slower than later ones
+            // pass grows the wasm memory and is slower than later ones
             // (docs/benchmarks-history.md); the person's first photo should not pay for that.
             let blank = vec![0.0; 3 * alexnet::INPUT_SIZE * alexnet::INPUT_SIZE];
             answer(&saved, blank, 1, &Default::default()).await?;

@@ -46,7 +46,8 @@ fn predict_prints_ranked_json_lines() {
         assert!(probs.windows(2).all(|w| w[0] >= w[1]), "not ranked: {probs:?}");
         assert!(top5[0]["label"].as_str().unwrap().starts_with("class "));
         assert!(top5[0]["index"].as_u64().unwrap() < 7);
-        assert!(line["ms"].as_f64().unwrap() > 0.0, "no timing: {line}");
+        // A hang guard only: the time itself is the machine's.
+        assert!(line["ms"].as_f64().expect("the time in ms") < 60_000.0, "{line}");
     }
 }
 
@@ -82,6 +83,7 @@ fn convert_to_int8_quarters_the_file_and_keeps_the_answers() {
         probs
     };
     let (p, q) = (top(&f32_path), top(&int8_path));
+    assert!(p.iter().cloned().fold(0.0, f64::max) > 0.4, "far from the uniform 0.2: {p:?}");
     assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 0.02), "{p:?} vs {q:?}");
 }
 
@@ -240,6 +242,24 @@ fn info_describes_a_weights_file() {
         text.contains("the 2012 paper's AlexNet, width 0.125, 4 classes") && text.contains("stored as int8"),
         "{text}"
     );
+}
+
+#[test]
+fn filters_draws_conv1_as_a_png_and_measures_its_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weights, png) = (dir.path().join("m.safetensors"), dir.path().join("conv1.png"));
+    small_model(4).save(&weights, Precision::F32).unwrap();
+    let out =
+        trainer(&["filters", weights.to_str().unwrap(), "--out", png.to_str().unwrap(), "--scale", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Width 0.125: 12 filters of 11x11 in one row, one pixel apart, each pixel doubled.
+    let picture = image::open(&png).unwrap();
+    assert_eq!((picture.width(), picture.height()), (2 * (12 * 12 + 1), 2 * 13));
+    // Untrained filters are random draws: noise.
+    let text = String::from_utf8(out.stdout).unwrap();
+    let roughness: f32 =
+        text.split("roughness ").nth(1).and_then(|t| t.split(':').next()).unwrap().parse().unwrap();
+    assert!((0.7..1.3).contains(&roughness), "{text}");
 }
 
 #[test]

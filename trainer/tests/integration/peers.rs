@@ -7,16 +7,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::{imagenette, max_relative_difference, parameters};
 use alexnet::preprocess;
+use alexnet::train::{draw_weights, sgd, Compute, Meter, Stepper};
 use alexnet::{AlexNet, AlexNetConfig, Initialization};
 use burn::backend::{Autodiff, Flex};
 use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use trainer::data::Batch;
-use trainer::metrics::Meter;
 use trainer::peers::{PeerSettings, Peers};
-use trainer::precision::Compute;
-use trainer::train::{draw_weights, sgd, Stepper};
 
 type B = Autodiff<Flex>;
 
@@ -110,8 +108,9 @@ fn two_peers_on_four_photos_each_equal_one_on_eight() {
     let mut single_losses = Vec::new();
     for _ in 0..3 {
         let mut meter = Meter::default();
-        single = one.step(single, batch.clone(), lr, &mut meter).unwrap();
-        single_losses.push(meter.read().unwrap().loss as f32);
+        let (images, targets) = one.batch(batch.inputs.clone(), &batch.labels);
+        single = one.step(single, images, targets, lr, &mut meter);
+        single_losses.push(meter.read().loss as f32);
     }
 
     let mut peers =
@@ -120,7 +119,7 @@ fn two_peers_on_four_photos_each_equal_one_on_eight() {
     for _ in 0..3 {
         let mut meter = Meter::default();
         peers.step(batch.clone(), lr, &mut meter).unwrap();
-        let means = meter.read().unwrap();
+        let means = meter.read();
         assert_eq!(means.images, 8, "both shards are counted");
         peer_losses.push(means.loss as f32);
     }

@@ -3,15 +3,13 @@
 
 use crate::common::photos;
 use alexnet::preprocess;
+use alexnet::train::{sgd, Compute, Meter, Stepper};
 use alexnet::{AlexNet, AlexNetConfig, Initialization};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::DType;
 use burn_store::ModuleSnapshot;
 use trainer::data::Batch;
-use trainer::metrics::Meter;
-use trainer::precision::Compute;
-use trainer::train::{sgd, Stepper};
 
 type B = Autodiff<Flex>;
 
@@ -40,8 +38,9 @@ fn three_steps(precision: Compute) -> (Vec<f64>, Vec<f32>, AlexNet<B>) {
     let mut losses = Vec::new();
     for _ in 0..3 {
         let mut meter = Meter::default();
-        model = stepper.step(model, batch.clone(), 0.01, &mut meter).unwrap();
-        losses.push(meter.read().unwrap().loss);
+        let (images, targets) = stepper.batch(batch.inputs.clone(), &batch.labels);
+        model = stepper.step(model, images, targets, 0.01, &mut meter);
+        losses.push(meter.read().loss);
     }
     (losses, before, model)
 }

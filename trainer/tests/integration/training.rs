@@ -5,8 +5,9 @@ use std::process::Command;
 
 use crate::common::imagenette;
 use burn::backend::{Autodiff, Flex};
-use trainer::backend::Chosen;
-use trainer::train::{train, TrainOptions};
+use trainer::backend::BackendInUse;
+use trainer::options::TrainOptions;
+use trainer::train::train;
 
 type B = Autodiff<Flex>;
 
@@ -58,7 +59,7 @@ fn learns_imagenette_to_four_times_chance() {
             "50",
         ],
     );
-    let summary = train::<B>(&opts, &Default::default(), Chosen::cpu(), false).unwrap();
+    let summary = train::<B>(&opts, &Default::default(), BackendInUse::cpu(), false).unwrap();
     let best = summary.history.iter().map(|m| m.val_top1).fold(0.0, f64::max);
     let last = summary.history.last().unwrap();
     println!("val top-1 by epoch: {:?}", summary.history.iter().map(|m| m.val_top1).collect::<Vec<_>>());
@@ -100,16 +101,16 @@ fn resumed_run_matches_an_uninterrupted_one() {
         options(out, &args)
     };
     let a = tempfile::tempdir().unwrap();
-    let whole = train::<B>(&small(a.path(), &[]), &Default::default(), Chosen::cpu(), false).unwrap();
+    let whole = train::<B>(&small(a.path(), &[]), &Default::default(), BackendInUse::cpu(), false).unwrap();
 
     let b = tempfile::tempdir().unwrap();
     let first = small(b.path(), &["--epochs", "1"]);
-    train::<B>(&first, &Default::default(), Chosen::cpu(), false).unwrap();
+    train::<B>(&first, &Default::default(), BackendInUse::cpu(), false).unwrap();
     // Starting again without --resume would overwrite the checkpoint: refused.
-    let err = train::<B>(&first, &Default::default(), Chosen::cpu(), false).unwrap_err();
+    let err = train::<B>(&first, &Default::default(), BackendInUse::cpu(), false).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
     let resumed =
-        train::<B>(&small(b.path(), &["--resume"]), &Default::default(), Chosen::cpu(), false).unwrap();
+        train::<B>(&small(b.path(), &["--resume"]), &Default::default(), BackendInUse::cpu(), false).unwrap();
 
     assert_eq!(whole.history.len(), 2);
     assert_eq!(resumed.history.len(), 2);
@@ -133,7 +134,7 @@ fn resumed_run_matches_an_uninterrupted_one() {
     let err = train::<B>(
         &small(b.path(), &["--resume", "--epochs", "3"]),
         &Default::default(),
-        Chosen::cpu(),
+        BackendInUse::cpu(),
         false,
     )
     .unwrap_err();
@@ -142,7 +143,7 @@ fn resumed_run_matches_an_uninterrupted_one() {
     // A checkpoint folder that cannot be written is found before the first epoch.
     let c = tempfile::tempdir().unwrap();
     std::fs::write(c.path().join("checkpoint"), "a file where the folder goes").unwrap();
-    let err = train::<B>(&small(c.path(), &[]), &Default::default(), Chosen::cpu(), false).unwrap_err();
+    let err = train::<B>(&small(c.path(), &[]), &Default::default(), BackendInUse::cpu(), false).unwrap_err();
     assert!(
         format!("{err:#}")
             .contains(&format!("checkpoints cannot be written to {}", c.path().join("checkpoint").display())),
@@ -165,7 +166,7 @@ fn two_peers_train_like_one_and_resume() {
         args.extend(extra);
         options(out, &args)
     };
-    let run = |opts: &TrainOptions| train::<B>(opts, &Default::default(), Chosen::cpu(), false);
+    let run = |opts: &TrainOptions| train::<B>(opts, &Default::default(), BackendInUse::cpu(), false);
     let a = tempfile::tempdir().unwrap();
     let one = run(&small(a.path(), &[])).unwrap();
     let b = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use crate::common::{imagenette, max_relative_difference, photos};
 use alexnet::labels;
 use alexnet::preprocess;
+use alexnet::train::{sgd, Compute, Meter, Stepper};
 use alexnet::weights::{ModelInfo, Precision, SavedModel};
 use alexnet::{AlexNet, AlexNetConfig, Initialization};
 use burn::backend::wgpu::WgpuDevice;
@@ -17,12 +18,9 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use burn_store::ModuleSnapshot;
-use trainer::backend::{BackendKind, Chosen};
+use trainer::backend::{BackendInUse, BackendKind};
 use trainer::data::Batch;
 use trainer::gpu;
-use trainer::metrics::Meter;
-use trainer::precision::Compute;
-use trainer::train::{sgd, Stepper};
 
 /// Logits: max |wgpu - CPU| over the largest |logit| (the parity tests' tolerance).
 const LOGIT_TOLERANCE: f32 = 1e-4;
@@ -33,8 +31,8 @@ const TRAINING_TOLERANCE: f32 = 1e-4;
 
 /// The wgpu device, started once per test process (autotune at its `minimal` level: a software
 /// GPU times each candidate kernel slowly).
-fn gpu_device() -> (WgpuDevice, Chosen) {
-    static STARTED: OnceLock<(WgpuDevice, Chosen)> = OnceLock::new();
+fn gpu_device() -> (WgpuDevice, BackendInUse) {
+    static STARTED: OnceLock<(WgpuDevice, BackendInUse)> = OnceLock::new();
     STARTED
         .get_or_init(|| {
             if std::env::var_os("CUBECL_AUTOTUNE_LEVEL").is_none() {
@@ -46,7 +44,7 @@ fn gpu_device() -> (WgpuDevice, Chosen) {
             });
             eprintln!("wgpu adapter: {}", started.adapter);
             let limit = gpu::max_tensor_bytes::<burn::backend::wgpu::WgpuRuntime>(&started.device);
-            (started.device, Chosen { kind: BackendKind::Wgpu, max_tensor_bytes: Some(limit) })
+            (started.device, BackendInUse { kind: BackendKind::Wgpu, max_tensor_bytes: Some(limit) })
         })
         .clone()
 }
@@ -68,8 +66,8 @@ fn logits<B: Backend>(model: &AlexNet<B>, inputs: &[Vec<f32>], device: &B::Devic
 /// Our CPU layers (src/cpu) run on Flex only: here Burn's own layers run.
 #[test]
 fn the_gpu_runs_burns_layers() {
-    assert!(!alexnet::cpu::is_ours::<Wgpu>());
-    assert!(!alexnet::cpu::is_ours::<Autodiff<Wgpu>>());
+    assert!(!alexnet::cpu::runs_cpu_layers::<Wgpu>());
+    assert!(!alexnet::cpu::runs_cpu_layers::<Autodiff<Wgpu>>());
 }
 
 #[test]
@@ -110,8 +108,9 @@ fn three_steps<B: AutodiffBackend>(
     let mut losses = Vec::new();
     for _ in 0..3 {
         let mut meter = Meter::default();
-        model = stepper.step(model, batch.clone(), 0.01, &mut meter).unwrap();
-        losses.push(meter.read().unwrap().loss as f32);
+        let (images, targets) = stepper.batch(batch.inputs.clone(), &batch.labels);
+        model = stepper.step(model, images, targets, 0.01, &mut meter);
+        losses.push(meter.read().loss as f32);
     }
     (losses, model.valid())
 }

@@ -1,8 +1,8 @@
 //! Training-time augmentation (paper section 4.1): random 224 crops of the central 256x256,
-//! horizontal flips, and "fancy PCA" lighting. Evaluation uses `alexnet::preprocess` unchanged.
+//! horizontal flips, and "fancy PCA" lighting. Evaluation uses `crate::preprocess` unchanged.
 
-use alexnet::preprocess::{self, Normalization, RESIZE_SIZE};
-use alexnet::INPUT_SIZE;
+use crate::preprocess::{self, Normalization, RESIZE_SIZE};
+use crate::INPUT_SIZE;
 use image::RgbImage;
 use rand::Rng;
 

@@ -4,6 +4,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How the learning rate falls (a run's choice; [`Schedule`] is its state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Divide by 10 when validation error stops improving for --patience epochs (at most 3
+    /// times): the paper's.
+    Plateau,
+    /// Divide by 10 every --step-every epochs.
+    Step,
+    /// Half a cosine from --lr down to 0 over --epochs.
+    Cosine,
+}
+
 /// Reduce-on-plateau: divide the rate by `factor` when validation error has not improved for
 /// `patience` epochs, at most `max_drops` times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +94,16 @@ fn cosine_factor(epoch: usize, epochs: usize) -> f64 {
 }
 
 impl Schedule {
+    /// A fresh schedule of `kind` from `lr`: `patience` for a plateau, `step_every` for steps,
+    /// `epochs` for the cosine's length.
+    pub fn new(kind: ScheduleKind, lr: f64, patience: usize, step_every: usize, epochs: usize) -> Self {
+        match kind {
+            ScheduleKind::Plateau => Schedule::Plateau(Plateau::new(lr, patience)),
+            ScheduleKind::Step => Schedule::Step { base_lr: lr, every: step_every, factor: 10.0, lr },
+            ScheduleKind::Cosine => Schedule::Cosine { base_lr: lr, epochs, lr },
+        }
+    }
+
     pub fn lr(&self) -> f64 {
         match self {
             Schedule::Plateau(p) => p.lr,

@@ -2,18 +2,25 @@
 //! weight decay. The same update as Burn's `Sgd` with those settings, with the same record layout
 //! (so checkpoints of either resume with the other), but on the CPU it is one pass over each
 //! parameter that writes the new weights and velocity: Burn's takes five tensor operations, each
-//! reading and allocating a whole tensor (fc6's are 151 MB), which cost a quarter of a training
+//! reading and allocating a whole tensor (fc6's are 151 MB), a large share of a training
 //! step here (docs/benchmarks-history.md). Other backends take the same five operations as Burn's.
 
-use alexnet::cpu::{from_flex, into_flex};
+use crate::cpu::{from_flex, into_flex};
+use crate::AlexNet;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{LearningRate, SimpleOptimizer};
+use burn::optim::{LearningRate, Optimizer, SimpleOptimizer};
 use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
+
+/// The paper's optimizer for AlexNet: SGD with `momentum` (without dampening) and
+/// `weight_decay`, as a Burn optimizer.
+pub fn sgd<B: AutodiffBackend>(momentum: f64, weight_decay: f64) -> impl Optimizer<AlexNet<B>, B> {
+    Sgd { momentum: momentum as f32, weight_decay: weight_decay as f32 }.init::<AlexNet<B>, B>()
+}
 
 #[derive(Clone, Debug)]
 pub struct Sgd {
@@ -120,7 +127,7 @@ mod tests {
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::decay::WeightDecayConfig;
     use burn::optim::momentum::MomentumConfig;
-    use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+    use burn::optim::{GradientsParams, SgdConfig};
     use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
     use burn::tensor::Distribution;
 

@@ -1,0 +1,17 @@
+//! Training AlexNet, the same for the native trainer and the page: the step (forward, loss,
+//! backward, the optimizer's update), our SGD, the learning-rate schedules, the training images'
+//! augmentation, the arithmetic's format, and the running loss and accuracy. What only a native
+//! program does (folders, caches, checkpoints, the dashboard, peers and MPI) is the trainer's.
+
+pub mod augment;
+mod meter;
+mod precision;
+mod schedule;
+mod sgd;
+mod step;
+
+pub use meter::{hits, Means, Meter};
+pub use precision::Compute;
+pub use schedule::{Plateau, Schedule, ScheduleKind};
+pub use sgd::{sgd, MomentumState, Sgd, SgdState};
+pub use step::{draw_weights, Stepper};
