@@ -107,12 +107,6 @@ impl ImageFolder {
         self
     }
 
-    /// Every `step`-th sample from the `first`: one of `step` disjoint shares (one MPI rank's).
-    pub fn every_nth(mut self, first: usize, step: usize) -> Self {
-        self.samples = self.samples.into_iter().skip(first).step_by(step.max(1)).collect();
-        self
-    }
-
     pub fn len(&self) -> usize {
         self.samples.len()
     }

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod metrics;
 pub mod options;
 pub mod panics;
+pub mod parallel;
 pub mod peers;
 pub mod ranks;
 pub mod train;

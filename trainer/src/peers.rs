@@ -20,13 +20,14 @@ use alexnet::AlexNet;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::module::Module;
-use burn::optim::Optimizer;
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend, Device, DeviceId};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Batch;
 use crate::panics::panic_message;
+use crate::parallel::{replica_step, share, Averaging};
 
 /// The devices of `--devices`: a count (`4`: the first four devices) or device indices (`0,2`).
 /// On the CPU every peer shares the one device; on a GPU an index may repeat (`0,0`: two peers
@@ -108,23 +109,40 @@ impl Devices {
     }
 }
 
-/// Cuts a batch into `peers` equal shards, in order. The images that do not divide evenly (at
-/// the end of an epoch) are left out: every peer must step on as many images, or averaging the
-/// peers' gradients would weigh some images more than others.
+/// Cuts a loaded batch into the peers' [`share`]s; none when a share would be empty.
 pub fn shards(batch: Batch, peers: usize) -> Vec<Batch> {
-    let per_peer = batch.len() / peers;
-    if per_peer == 0 {
+    if share(batch.len(), 0, peers).is_empty() {
         return Vec::new();
     }
     let values_per_image = batch.inputs.len() / batch.len();
-    let mut inputs = batch.inputs.chunks_exact(per_peer * values_per_image);
-    let mut labels = batch.labels.chunks_exact(per_peer);
     (0..peers)
-        .map(|_| Batch {
-            inputs: inputs.next().expect("a shard's inputs").to_vec(),
-            labels: labels.next().expect("a shard's labels").to_vec(),
+        .map(|peer| {
+            let images = share(batch.len(), peer, peers);
+            let values = images.start * values_per_image..images.end * values_per_image;
+            Batch { inputs: batch.inputs[values].to_vec(), labels: batch.labels[images].to_vec() }
         })
         .collect()
+}
+
+/// burn-collective's all-reduce between the peer threads of this process.
+struct Collective(PeerId);
+
+impl<B: AutodiffBackend> Averaging<B> for Collective {
+    /// Every peer steps on an equal, non-empty share ([`shards`]): the plain mean of the peers'
+    /// gradients is the mean over the images.
+    fn average(
+        &self,
+        _: &AlexNet<B>,
+        grads: Option<GradientsParams>,
+        _: usize,
+    ) -> Result<Option<GradientsParams>> {
+        let mean = |grads: GradientsParams| {
+            grads
+                .all_reduce::<B::InnerBackend>(self.0, ReduceOperation::Mean)
+                .map_err(|e| anyhow!("averaging the gradients with the other peers: {e:?}"))
+        };
+        grads.map(mean).transpose()
+    }
 }
 
 enum Request {
@@ -332,13 +350,7 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Peer<B, O> {
             let answer = match request {
                 Request::Step { shard, lr } => {
                     let mut meter = Meter::default();
-                    let (images, targets) = stepper.batch(shard.inputs, &shard.labels);
-                    // Every replica steps with the mean of the peers' gradients.
-                    let grads = stepper
-                        .gradients(&model, images, targets, &mut meter)
-                        .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
-                        .map_err(|e| anyhow!("averaging the gradients with the other peers: {e:?}"))?;
-                    model = stepper.apply(model, grads, lr);
+                    model = replica_step(&mut stepper, model, shard, lr, &mut meter, &Collective(peer))?;
                     Reply::Stepped(meter.take_sums())
                 }
                 Request::Snapshot => Reply::Snapshot(Box::new((model.clone(), stepper.optim.clone()))),

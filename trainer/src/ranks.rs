@@ -3,8 +3,8 @@
 //! replica of the model on its own device and steps on its share of every batch; the gradients
 //! are summed through MPI's all-reduce, so every replica takes the same SGD step. Rank 0 starts
 //! the run (fresh weights, or the checkpoint with `--resume`) and sends it to the others; it alone
-//! writes the run folder. Validation is shared out too, and its sums reduced, so every rank takes
-//! the same plateau decision.
+//! writes the run folder and validates; the others receive its figures, so every rank takes the
+//! same plateau decision. The step itself is `crate::parallel`'s, with [`Ranks`] as its averaging.
 //!
 //! Gradients are paired in module-visit order, never by parameter id (ids are drawn per process).
 //! A rank that fails aborts the whole job ([`Ranks::abort`]); one that dies is noticed by
@@ -13,11 +13,14 @@
 //! Without the feature, [`Ranks::join`] refuses to run as one of several processes that `mpirun`
 //! started: each would train a model of its own into the same `--out`.
 
-use anyhow::Result;
+use alexnet::AlexNet;
+use anyhow::{Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
+
+use crate::parallel::{share, Averaging};
 
 /// This process's place in an MPI job.
 pub struct Ranks {
@@ -222,18 +225,23 @@ pub fn average_gradients<B: AutodiffBackend, M: Module<B>>(
     Ok(Some(mean.grads))
 }
 
-/// This rank's share of an epoch's `order`: of each batch of `batch_size` samples, the
-/// `rank`-th of `size` equal parts (the remainder of an uneven last batch is left out, as in
-/// [`crate::peers::shards`]). Read in batches of `batch_size / size`, the shares line up with the
-/// whole batches.
+/// Gradients summed through MPI, each rank's weighted by its images.
+impl<B: AutodiffBackend> Averaging<B> for Ranks {
+    fn average(
+        &self,
+        model: &AlexNet<B>,
+        grads: Option<GradientsParams>,
+        images: usize,
+    ) -> Result<Option<GradientsParams>> {
+        let device = model.devices().into_iter().next().context("a model on no device")?;
+        average_gradients::<B, _>(self, model, grads, images, &device)
+    }
+}
+
+/// This rank's share of an epoch's `order`: of each batch of `batch_size` samples, its
+/// [`share`]. Read in batches of `batch_size / size`, the shares line up with the whole batches.
 pub fn share_of_order(order: &[usize], batch_size: usize, rank: usize, size: usize) -> Vec<usize> {
-    order
-        .chunks(batch_size)
-        .flat_map(|batch| {
-            let per_rank = batch.len() / size;
-            batch[rank * per_rank..(rank + 1) * per_rank].iter().copied()
-        })
-        .collect()
+    order.chunks(batch_size).flat_map(|batch| batch[share(batch.len(), rank, size)].iter().copied()).collect()
 }
 
 #[cfg(test)]

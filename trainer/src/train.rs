@@ -25,8 +25,9 @@ use crate::data::{epoch_order, Batch, ImageFolder, Loader, Transform};
 use crate::eval::evaluate;
 use crate::metrics::{self, EpochMetrics};
 use crate::options::{default_workers, TrainOptions};
+use crate::parallel::{replica_step, Alone};
 use crate::peers::{Devices, PeerSettings, Peers};
-use crate::ranks::{average_gradients, share_of_order, Ranks};
+use crate::ranks::{share_of_order, Ranks};
 
 /// What a finished run produced.
 #[derive(Debug)]
@@ -58,7 +59,7 @@ pub fn train_ranked<B: AutodiffBackend>(
     ranks: Option<&Ranks>,
 ) -> Result<TrainSummary> {
     let writer = ranks.is_none_or(Ranks::is_writer);
-    let data = Data::open(opts, ranks)?;
+    let data = Data::open(opts)?;
     let devices = replica_devices::<B>(opts, device, backend, ranks)?;
     // The first replica's device: the model is initialised, validated and saved there.
     let device = &devices[0].clone();
@@ -147,16 +148,13 @@ struct Data {
     labels: Vec<Label>,
     config: AlexNetConfig,
     train: Loader,
-    /// This rank's share of the validation images under MPI.
     val: Loader,
-    /// Every rank's validation images.
-    val_images: usize,
 }
 
 impl Data {
     /// Scans DIR/train and DIR/val, checks them against each other and the network's options,
     /// and starts their loaders (keeping decoded images when asked).
-    fn open(opts: &TrainOptions, ranks: Option<&Ranks>) -> Result<Self> {
+    fn open(opts: &TrainOptions) -> Result<Self> {
         let train_set =
             ImageFolder::scan(&opts.data.join("train"))?.subset(opts.max_classes, opts.train_per_class);
         let val_set = ImageFolder::scan(&opts.data.join("val"))?.subset(opts.max_classes, opts.val_per_class);
@@ -171,15 +169,6 @@ impl Data {
         let labels = classes.iter().map(|c| labels::from_folder_name(c)).collect();
         let config = opts.model.clone().with_num_classes(classes.len());
         config.validate().map_err(anyhow::Error::msg)?;
-        let val_images = val_set.len();
-        let val_set = match ranks {
-            Some(ranks) if val_images < ranks.size() => {
-                bail!("{val_images} validation images cannot be shared among {} processes", ranks.size())
-            }
-            // Each rank validates its share of the images; the counts are summed.
-            Some(ranks) => val_set.every_nth(ranks.rank(), ranks.size()),
-            None => val_set,
-        };
         let norm = Normalization::IMAGENET;
         let mut train = Loader::new(train_set, opts.workers, norm)?;
         let mut val = Loader::new(val_set, opts.workers, norm)?;
@@ -189,7 +178,7 @@ impl Data {
             train = train.cached(augmented, dir)?;
             val = val.cached(Transform::Center, dir)?;
         }
-        Ok(Self { classes, labels, config, train, val, val_images })
+        Ok(Self { classes, labels, config, train, val })
     }
 }
 
@@ -258,7 +247,7 @@ impl RunFolder<'_> {
             self.backend,
             data.classes.len(),
             data.train.folder().len(),
-            data.val_images
+            data.val.folder().len()
         );
         if let Some(ranks) = ranks {
             let processes = ranks.size();
@@ -333,8 +322,9 @@ impl RunFolder<'_> {
     }
 }
 
-/// `model`'s loss and accuracy on the validation split (under MPI, every rank's share, summed),
-/// and this rank's seconds.
+/// `model`'s loss and accuracy on the validation split, and the seconds they took. One policy
+/// however the run is shared out: the first replica validates on every image (a peer's
+/// snapshot, or rank 0), and under MPI the other ranks receive its figures.
 fn validate<B: AutodiffBackend>(
     model: &AlexNet<B>,
     data: &Data,
@@ -342,6 +332,9 @@ fn validate<B: AutodiffBackend>(
     ranks: Option<&Ranks>,
     device: &B::Device,
 ) -> Result<(Means, f64)> {
+    if !ranks.is_none_or(Ranks::is_writer) {
+        return Ok((across_ranks(ranks, Means::default()), 0.0));
+    }
     let outputs: Vec<usize> = (0..data.classes.len()).collect();
     let val = evaluate(&model.valid(), &data.val, &outputs, None, false, batch_size, device)?;
     let means = Means { images: val.images, loss: val.loss, top1: val.top1, top5: val.top5 };
@@ -562,32 +555,44 @@ impl<'r, B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static> Replicas<'r,
         Ok(Replicas::Peers(Peers::start(model, optim, opts.precision, settings)?))
     }
 
-    /// One SGD step on `batch` (this rank's share of it under MPI, which may be empty).
+    /// One SGD step on `batch` (under MPI this rank's share of it, which may be empty).
     fn step(&mut self, batch: Batch, lr: f64, meter: &mut Meter<B::InnerBackend>) -> Result<()> {
         match self {
             Replicas::One { .. } | Replicas::Peers(_) if batch.is_empty() => Ok(()),
             Replicas::One { model, stepper } => {
                 let before = model.take().context("a failed step lost the model")?;
-                let (images, targets) = stepper.batch(batch.inputs, &batch.labels);
-                *model = Some(stepper.step(before, images, targets, lr, meter));
+                *model = Some(replica_step(stepper, before, batch, lr, meter, &Alone)?);
                 Ok(())
             }
             Replicas::Peers(peers) => peers.step(batch, lr, meter),
             Replicas::Ranks { model, stepper, ranks } => {
                 let before = model.take().context("a failed step lost the model")?;
-                let images = batch.len();
-                let grads = (images > 0).then(|| {
-                    let (images, targets) = stepper.batch(batch.inputs, &batch.labels);
-                    stepper.gradients(&before, images, targets, meter)
-                });
-                let grads = average_gradients::<B, _>(ranks, &before, grads, images, &stepper.device)?;
-                *model = Some(match grads {
-                    Some(grads) => stepper.apply(before, grads, lr),
-                    None => before,
-                });
+                *model = Some(replica_step(stepper, before, batch, lr, meter, *ranks)?);
                 Ok(())
             }
         }
+    }
+
+    /// The MPI job this process is one rank of, if any.
+    fn ranks(&self) -> Option<&'r Ranks> {
+        match self {
+            Replicas::Ranks { ranks, .. } => Some(*ranks),
+            _ => None,
+        }
+    }
+
+    /// What this process loads of an epoch's `order`, in batches of what size: all of it, or
+    /// under MPI its rank's share of every batch.
+    fn loading_share(&self, order: Vec<usize>, batch_size: usize) -> (Vec<usize>, usize) {
+        match self.ranks() {
+            Some(r) => (share_of_order(&order, batch_size, r.rank(), r.size()), batch_size / r.size()),
+            None => (order, batch_size),
+        }
+    }
+
+    /// The processes that load a share each (MPI ranks): 1 without MPI.
+    fn processes(&self) -> usize {
+        self.ranks().map_or(1, Ranks::size)
     }
 
     /// The model and optimizer state now (the first peer's: every replica is the same).
@@ -614,15 +619,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
     let started = Instant::now();
     let order = epoch_order(loader.folder().len(), opts.seed, epoch);
     let batches = order.len().div_ceil(opts.batch_size);
-    // Under MPI this rank loads only its share of each batch.
-    let ranks = match replicas {
-        Replicas::Ranks { ranks, .. } => Some(*ranks),
-        _ => None,
-    };
-    let (order, batch_size) = match ranks {
-        Some(r) => (share_of_order(&order, opts.batch_size, r.rank(), r.size()), opts.batch_size / r.size()),
-        None => (order, opts.batch_size),
-    };
+    let (order, batch_size) = replicas.loading_share(order, opts.batch_size);
     let mut meter = Meter::<B::InnerBackend>::default();
     let mut data_wait = 0.0;
     let mut waiting = Instant::now();
@@ -646,7 +643,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
                 epoch_means,
                 lr,
                 // Under MPI the means are rank 0's share; every rank steps on as many images.
-                images_per_sec: (epoch_means.images * ranks.map_or(1, Ranks::size)) as f64 / elapsed_seconds,
+                images_per_sec: (epoch_means.images * replicas.processes()) as f64 / elapsed_seconds,
                 elapsed_seconds,
             });
         }
@@ -659,7 +656,7 @@ fn train_epoch<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B> + 'static>(
         }
         waiting = Instant::now();
     }
-    let means = across_ranks(ranks, meter.read());
+    let means = across_ranks(replicas.ranks(), meter.read());
     if means.images == 0 {
         bail!("no readable training images");
     }
