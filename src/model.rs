@@ -392,9 +392,25 @@ impl<B: Backend> AlexNet<B> {
     /// The fully connected part: fc6, fc7 (ReLU after each) and fc8, with dropout where the
     /// preset puts it.
     fn classifier(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
+        linear(&self.fc8, self.fc6_fc7(features))
+    }
+
+    /// fc7's output for a batch of normalised images `[batch, 3, 224, 224]`: `[batch, fc7 width]`,
+    /// after its ReLU (and, on an autodiff backend, the preset's dropout). What a new last layer
+    /// learns from (DeCAF: an ImageNet AlexNet's fc7 serves as general features).
+    pub fn fc7_features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.fc6_fc7(self.features(images))
+    }
+
+    /// The same network with `fc8` as its last layer (a taught one, for other classes).
+    pub fn with_last_layer(self, fc8: Linear<B>) -> Self {
+        Self { fc8, ..self }
+    }
+
+    fn fc6_fc7(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = features.flatten(1, 3);
         let (fc6, fc7, drop) = (|x| linear(&self.fc6, x), |x| linear(&self.fc7, x), &self.dropout);
-        let x = match self.preset {
+        match self.preset {
             // Paper section 4.2 (and Caffe's reference net): "dropout in the first two
             // fully-connected layers", i.e. on the outputs of fc6 and fc7.
             Preset::Paper => {
@@ -406,8 +422,7 @@ impl<B: Backend> AlexNet<B> {
                 let x = self.relu.forward(fc6(drop.forward(x)));
                 self.relu.forward(fc7(drop.forward(x)))
             }
-        };
-        linear(&self.fc8, x)
+        }
     }
 }
 

@@ -1,9 +1,9 @@
-//! Which of gemm's f32 micro-kernels run our products on x86-64: AVX-512 on Intel, whose server
-//! cores have full-width 512-bit FMA units, and AVX2+FMA elsewhere. AMD's Zen 4 splits each
-//! 512-bit instruction into two 256-bit halves, and there gemm's AVX-512 kernels trained more
-//! slowly than its AVX2 ones (BENCHMARKS.md has both kinds' figures). gemm itself takes AVX-512
-//! wherever the CPU has it once its `x86-v4` feature is on, so on x86-64 we call its kernels
-//! through `gemm_basic_generic` ourselves. `ALEXNET_CPU_KERNELS=avx2|avx512` overrides the
+//! Which of gemm's f32 micro-kernels run our products on x86-64: AVX-512 where the cores run
+//! 512-bit instructions at full width (Intel's server cores, AMD from Zen 5 on), AVX2+FMA
+//! elsewhere. AMD's Zen 4 splits each 512-bit instruction into two 256-bit halves, and there
+//! gemm's AVX-512 kernels trained more slowly than its AVX2 ones (BENCHMARKS.md has the figures of
+//! each kind). gemm itself takes AVX-512 wherever the CPU has it once its `x86-v4` feature is on,
+//! so on x86-64 we call its kernels through `gemm_basic_generic` ourselves. `ALEXNET_CPU_KERNELS=avx2|avx512` overrides the
 //! choice (to compare them on one machine). Other targets (wasm32, aarch64) go through
 //! `gemm::gemm`, which picks their kernels.
 
@@ -41,7 +41,7 @@ fn choose(requested: Option<&str>) -> Kernels {
     match requested {
         Some("avx512") if avx512 => Kernels::Avx512,
         Some("avx2") if fma => Kernels::Avx2Fma,
-        _ if avx512 && is_intel() => Kernels::Avx512,
+        _ if avx512 && full_width_avx512() => Kernels::Avx512,
         _ if fma => Kernels::Avx2Fma,
         // An x86-64 CPU older than Haswell: gemm's scalar or SSE kernels.
         _ => Kernels::Gemm,
@@ -53,13 +53,18 @@ fn choose(_requested: Option<&str>) -> Kernels {
     Kernels::Gemm
 }
 
+/// Whether the cores run AVX-512 at full width: all but AMD's before Zen 5 (CPU family 0x1A).
 #[cfg(target_arch = "x86_64")]
-fn is_intel() -> bool {
-    // Leaf 0 names the vendor in ebx, edx, ecx: "Genu" "ineI" "ntel".
-    #[allow(unused_unsafe)] // `__cpuid` is a safe function in newer Rust releases.
-    let leaf = unsafe { std::arch::x86_64::__cpuid(0) };
-    let vendor = [leaf.ebx, leaf.edx, leaf.ecx].map(u32::to_le_bytes);
-    vendor.concat() == b"GenuineIntel"
+fn full_width_avx512() -> bool {
+    // `__cpuid` is a safe function in newer Rust releases.
+    #[allow(unused_unsafe)]
+    let (vendor, signature) = unsafe { (std::arch::x86_64::__cpuid(0), std::arch::x86_64::__cpuid(1).eax) };
+    // Leaf 0 names the vendor in ebx, edx, ecx: "Auth" "enti" "cAMD".
+    let amd = [vendor.ebx, vendor.edx, vendor.ecx].map(u32::to_le_bytes).concat() == b"AuthenticAMD";
+    // Leaf 1: the base family in bits 8-11, extended by bits 20-27 when it reads 0xF.
+    let base = (signature >> 8) & 0xF;
+    let family = if base == 0xF { base + ((signature >> 20) & 0xFF) } else { base };
+    !amd || family >= 0x1A
 }
 
 /// `gemm::gemm` for f32 with this machine's kernels. Arguments as gemm's: dimensions, then the
@@ -286,6 +291,6 @@ mod tests {
         assert_eq!(choose(Some("avx512")) == Kernels::Avx512, avx512);
         assert_eq!(choose(Some("avx2")), Kernels::Avx2Fma);
         assert_eq!(choose(Some("nonsense")), choose(None));
-        assert_eq!(choose(None) == Kernels::Avx512, avx512 && is_intel());
+        assert_eq!(choose(None) == Kernels::Avx512, avx512 && full_width_avx512());
     }
 }

@@ -9,9 +9,10 @@ mod precision;
 mod schedule;
 mod sgd;
 mod step;
+pub mod teach;
 
 pub use meter::{hits, Means, Meter};
 pub use precision::Compute;
 pub use schedule::{Plateau, Schedule, ScheduleKind};
-pub use sgd::{sgd, MomentumState, Sgd, SgdState};
-pub use step::{draw_weights, Stepper};
+pub use sgd::{sgd, sgd_for, MomentumState, Sgd, SgdState};
+pub use step::{draw_weights, Classifier, Stepper};

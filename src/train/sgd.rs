@@ -19,7 +19,15 @@ use rayon::prelude::*;
 /// The paper's optimizer for AlexNet: SGD with `momentum` (without dampening) and
 /// `weight_decay`, as a Burn optimizer.
 pub fn sgd<B: AutodiffBackend>(momentum: f64, weight_decay: f64) -> impl Optimizer<AlexNet<B>, B> {
-    Sgd { momentum: momentum as f32, weight_decay: weight_decay as f32 }.init::<AlexNet<B>, B>()
+    sgd_for::<AlexNet<B>, B>(momentum, weight_decay)
+}
+
+/// [`sgd`] for any module `M` (a last layer being taught).
+pub fn sgd_for<M: AutodiffModule<B>, B: AutodiffBackend>(
+    momentum: f64,
+    weight_decay: f64,
+) -> OptimizerAdaptor<Sgd, M, B> {
+    Sgd { momentum: momentum as f32, weight_decay: weight_decay as f32 }.init::<M, B>()
 }
 
 #[derive(Clone, Debug)]

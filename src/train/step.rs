@@ -1,7 +1,8 @@
 //! One training step of AlexNet: forward, cross-entropy, backward, and the optimizer's update.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::Linear;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{FloatDType, Int, Tensor, TensorData};
@@ -9,6 +10,25 @@ use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use super::meter::Meter;
 use super::precision::Compute;
 use crate::{preprocess, AlexNet};
+
+/// A network the step trains: class scores (logits) for a batch of inputs of rank `D`.
+pub trait Classifier<B: Backend, const D: usize> {
+    fn logits(&self, input: Tensor<B, D>) -> Tensor<B, 2>;
+}
+
+/// The whole network, on normalised images `[batch, 3, 224, 224]`.
+impl<B: Backend> Classifier<B, 4> for AlexNet<B> {
+    fn logits(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward(images)
+    }
+}
+
+/// A last layer alone, on features `[batch, inputs]` (teaching new classes).
+impl<B: Backend> Classifier<B, 2> for Linear<B> {
+    fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward(features)
+    }
+}
 
 /// What a step needs besides the model and the batch: the optimizer and its state, the loss, the
 /// arithmetic's format, and the device.
@@ -19,35 +39,42 @@ pub struct Stepper<B: AutodiffBackend, O> {
     pub device: B::Device,
 }
 
-impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
+impl<B: AutodiffBackend, O> Stepper<B, O> {
     pub fn new(optim: O, precision: Compute, device: &B::Device) -> Self {
         Self { optim, loss: CrossEntropyLossConfig::new().init(device), precision, device: device.clone() }
     }
 
-    /// One step on `images` `[n, 3, 224, 224]` of classes `targets` at rate `lr`: the gradient
+    /// One step on `input` (images for AlexNet) of classes `targets` at rate `lr`: the gradient
     /// of the mean loss, then the update. The batch's loss and hits go to `meter`.
-    pub fn step(
+    pub fn step<M, const D: usize>(
         &mut self,
-        model: AlexNet<B>,
-        images: Tensor<B, 4>,
+        model: M,
+        input: Tensor<B, D>,
         targets: Tensor<B, 1, Int>,
         lr: f64,
         meter: &mut Meter<B::InnerBackend>,
-    ) -> AlexNet<B> {
-        let grads = self.gradients(&model, images, targets, meter);
+    ) -> M
+    where
+        M: AutodiffModule<B> + Classifier<B, D>,
+        O: Optimizer<M, B>,
+    {
+        let grads = self.gradients(&model, input, targets, meter);
         self.apply(model, grads, lr)
     }
 
     /// The gradient of the mean loss over a batch; its loss and hits go to `meter`.
-    pub fn gradients(
+    pub fn gradients<M, const D: usize>(
         &self,
-        model: &AlexNet<B>,
-        images: Tensor<B, 4>,
+        model: &M,
+        input: Tensor<B, D>,
         targets: Tensor<B, 1, Int>,
         meter: &mut Meter<B::InnerBackend>,
-    ) -> GradientsParams {
-        let images = self.precision.input(images);
-        let logits = self.precision.weights(model).forward(images).cast(FloatDType::F32);
+    ) -> GradientsParams
+    where
+        M: AutodiffModule<B> + Classifier<B, D>,
+    {
+        let input = self.precision.input(input);
+        let logits = self.precision.weights(model).logits(input).cast(FloatDType::F32);
         let loss = self.loss.forward(logits.clone(), targets.clone());
         meter.add(loss.clone().inner(), logits.inner(), targets.inner());
         GradientsParams::from_grads(loss.backward(), model)
@@ -55,16 +82,23 @@ impl<B: AutodiffBackend, O: Optimizer<AlexNet<B>, B>> Stepper<B, O> {
 
     /// The optimizer's update with `grads` (this model's own, or the mean over data-parallel
     /// replicas) at rate `lr`.
-    pub fn apply(&mut self, model: AlexNet<B>, grads: GradientsParams, lr: f64) -> AlexNet<B> {
+    pub fn apply<M: AutodiffModule<B>>(&mut self, model: M, grads: GradientsParams, lr: f64) -> M
+    where
+        O: Optimizer<M, B>,
+    {
         self.optim.step(lr, model, grads)
     }
 
-    /// A batch on this stepper's device: `inputs` as [`preprocess::batch_from_flat`] reads them
-    /// (normalised `[3, 224, 224]` images one after another) and their class indices.
-    pub fn batch(&self, inputs: Vec<f32>, labels: &[usize]) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    /// Class indices as targets on this stepper's device.
+    pub fn targets(&self, labels: &[usize]) -> Tensor<B, 1, Int> {
         let targets: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        let targets = Tensor::from_data(TensorData::new(targets, [labels.len()]), &self.device);
-        (preprocess::batch_from_flat(inputs, &self.device), targets)
+        Tensor::from_data(TensorData::new(targets, [labels.len()]), &self.device)
+    }
+
+    /// A batch of images on this stepper's device: `inputs` as [`preprocess::batch_from_flat`]
+    /// reads them (normalised `[3, 224, 224]` images one after another) and their classes.
+    pub fn batch(&self, inputs: Vec<f32>, labels: &[usize]) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+        (preprocess::batch_from_flat(inputs, &self.device), self.targets(labels))
     }
 }
 

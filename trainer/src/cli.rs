@@ -11,7 +11,8 @@ use crate::data::{ImageFolder, Loader};
 use crate::eval::{evaluate, match_classes, predict_file};
 use crate::options::{default_workers, TrainOptions};
 use crate::ranks::Ranks;
-use crate::train::train_ranked;
+use crate::teach::TeachOptions;
+use crate::train::train_process;
 use alexnet::train::Compute;
 use alexnet::weights::{self, Precision, SavedModel};
 use alexnet::{AlexNetConfig, Preset};
@@ -36,6 +37,9 @@ enum Command {
     Train(Box<TrainOptions>),
     /// Top-1/top-5 accuracy of a weights file on a labelled image folder.
     Eval(EvalArgs),
+    /// Teach a weights file new classes: a new last layer trained on the fc7 features of one
+    /// folder of example photos per class.
+    Teach(Box<TeachOptions>),
     /// Choose the threshold for "none of my classes" on data, and write it into a weights file.
     Calibrate(Box<CalibrateOptions>),
     /// The top-5 classes of each image, and whether it shows none of them (for a calibrated
@@ -168,6 +172,7 @@ impl RunsOnBackend for DeviceCommand {
         match self.0 {
             Command::Train(options) => train_command::<B>(&options, device, backend),
             Command::Eval(args) => eval_command::<B::InnerBackend>(args, device, backend),
+            Command::Teach(options) => teach_command::<B>(&options, device, backend),
             Command::Calibrate(options) => {
                 let saved = load::<B::InnerBackend>(&options.weights, device, backend)?;
                 calibrate(&options, &saved, device).map(drop)
@@ -196,7 +201,7 @@ fn train_command<B: AutodiffBackend>(
         && ranks.is_none()
         && std::io::stdout().is_terminal()
         && std::io::stdin().is_terminal();
-    let summary = match (train_ranked::<B>(options, device, backend, tui, ranks.as_ref()), &ranks) {
+    let summary = match (train_process::<B>(options, device, backend, tui, ranks.as_ref()), &ranks) {
         // The other ranks would wait for this one forever.
         (Err(e), Some(ranks)) => ranks.abort(&format!("{e:#}")),
         (result, _) => result?,
@@ -208,6 +213,34 @@ fn train_command<B: AutodiffBackend>(
             last.val_top1 * 100.0,
             last.val_top5 * 100.0,
             summary.weights.display()
+        );
+    }
+    Ok(())
+}
+
+fn teach_command<B: AutodiffBackend>(
+    options: &TeachOptions,
+    device: &B::Device,
+    backend: BackendInUse,
+) -> Result<()> {
+    let base = load::<B::InnerBackend>(&options.weights, device, backend)?;
+    let r = crate::teach::teach::<B>(options, base, device)?;
+    println!(
+        "taught {} classes from {} photos: features {:.1} s, last layer {:.1} s (last pass: loss {:.3}, top-1 {:.1}%) -> {}",
+        r.classes,
+        r.examples,
+        r.feature_seconds,
+        r.train_seconds,
+        r.last_loss,
+        r.last_top1 * 100.0,
+        options.out.display()
+    );
+    if let Some(val) = r.val {
+        println!(
+            "val: top-1 {:.2}%, top-5 {:.2}% on {} photos",
+            val.top1 * 100.0,
+            val.top5 * 100.0,
+            val.images
         );
     }
     Ok(())

@@ -19,4 +19,5 @@ pub mod panics;
 pub mod parallel;
 pub mod peers;
 pub mod ranks;
+pub mod teach;
 pub mod train;

@@ -46,12 +46,12 @@ pub fn train<B: AutodiffBackend>(
     backend: BackendInUse,
     tui: bool,
 ) -> Result<TrainSummary> {
-    train_ranked::<B>(opts, device, backend, tui, None)
+    train_process::<B>(opts, device, backend, tui, None)
 }
 
-/// [`train`] as one of the processes of an MPI job (`ranks`; see [`crate::ranks`]), or alone.
-/// Every rank returns the same summary; only rank 0 wrote its files.
-pub fn train_ranked<B: AutodiffBackend>(
+/// This process's part of a run: all of it, or one rank's part of an MPI job (`ranks`; see
+/// [`crate::ranks`]). Every rank returns the same summary; only rank 0 wrote its files.
+pub fn train_process<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
     backend: BackendInUse,
@@ -92,13 +92,7 @@ pub fn train_ranked<B: AutodiffBackend>(
         if schedule.end_epoch(epoch, 1.0 - val.top1) && writer {
             dashboard.note(format!("learning rate now {}", schedule.lr()));
         }
-        // Stop when another epoch like this one would overrun the time limit (when any rank
-        // would: they stop together).
-        let out_of_time = opts.time_limit.is_some_and(|limit| {
-            let elapsed = run_started.elapsed().as_secs_f64();
-            elapsed + elapsed / (epoch + 1 - first_epoch) as f64 > limit * 60.0
-        });
-        let out_of_time = across_ranks_any(ranks, out_of_time);
+        let out_of_time = past_time_limit(opts, run_started, epoch + 1 - first_epoch, ranks);
         if writer {
             let new_best = val.top1 > best_top1;
             best_top1 = best_top1.max(val.top1);
@@ -117,22 +111,31 @@ pub fn train_ranked<B: AutodiffBackend>(
         }
     }
     drop(dashboard);
-
-    let skipped_files = data.train.skipped.count() + data.val.skipped.count();
-    if skipped_files > 0 {
-        eprintln!("{skipped_files} unreadable image files were skipped");
-    }
     history.last().context("no epoch was run (is --epochs below the checkpoint's epoch?)")?;
     if writer {
         folder.save_final(replicas.current()?.0, &history)?;
     }
-    Ok(TrainSummary {
-        history,
-        weights: opts.out.join(FINAL_WEIGHTS[0].0),
-        weights_f16: opts.out.join(FINAL_WEIGHTS[1].0),
-        weights_int8: opts.out.join(FINAL_WEIGHTS[2].0),
-        skipped_files,
-    })
+    let skipped_files = data.train.skipped.count() + data.val.skipped.count();
+    if skipped_files > 0 {
+        eprintln!("{skipped_files} unreadable image files were skipped");
+    }
+    let [weights, weights_f16, weights_int8] = FINAL_WEIGHTS.map(|(name, _)| opts.out.join(name));
+    Ok(TrainSummary { history, weights, weights_f16, weights_int8, skipped_files })
+}
+
+/// Whether another epoch like those run so far would overrun `--time-limit` (on any rank: the
+/// ranks stop together).
+fn past_time_limit(
+    opts: &TrainOptions,
+    run_started: Instant,
+    epochs_run: usize,
+    ranks: Option<&Ranks>,
+) -> bool {
+    let out_of_time = opts.time_limit.is_some_and(|limit| {
+        let elapsed = run_started.elapsed().as_secs_f64();
+        elapsed + elapsed / epochs_run as f64 > limit * 60.0
+    });
+    across_ranks_any(ranks, out_of_time)
 }
 
 /// The weights a finished run leaves in its folder.

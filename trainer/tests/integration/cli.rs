@@ -263,6 +263,47 @@ fn filters_draws_conv1_as_a_png_and_measures_its_noise() {
 }
 
 #[test]
+fn teach_gives_a_model_of_the_folders_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |p: &str| dir.path().join(p);
+    for (class, files) in [("cats", ["chelsea.png", "astronaut.png"]), ("cups", ["coffee.png", "rocket.jpg"])]
+    {
+        std::fs::create_dir_all(path(&format!("data/{class}"))).unwrap();
+        for file in files {
+            std::fs::copy(photos().join(file), path(&format!("data/{class}/{file}"))).unwrap();
+        }
+    }
+    small_model(5).save(&path("base.safetensors"), Precision::F32).unwrap();
+    let teach = |data: &str| {
+        let (base, out) = (path("base.safetensors"), path("taught.safetensors"));
+        let args =
+            ["teach", "--weights", base.to_str().unwrap(), "--data", data, "--out", out.to_str().unwrap()];
+        trainer(&[&args[..], &["--epochs", "5"]].concat())
+    };
+    let out = teach(path("data").to_str().unwrap());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("taught 2 classes from 4 photos"), "{text}");
+    let info: serde_json::Value = serde_json::from_slice(
+        &trainer(&["info", "--json", path("taught.safetensors").to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert_eq!(info["config"]["num_classes"], 2);
+    let labels: Vec<&str> =
+        info["labels"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["cats", "cups"]);
+    assert!(info["provenance"]["taught_from"]["classes"].as_array().unwrap().len() == 5, "{info}");
+
+    // One class alone cannot be taught: a clear error, and the model already there is kept.
+    std::fs::remove_dir_all(path("data/cups")).unwrap();
+    assert_clean_failure(
+        &teach(path("data").to_str().unwrap()),
+        "teaching needs at least two classes (got 1)",
+    );
+    assert!(path("taught.safetensors").is_file());
+}
+
+#[test]
 fn calibrate_writes_a_threshold_that_predict_and_eval_apply() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
