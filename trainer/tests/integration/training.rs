@@ -176,13 +176,16 @@ fn two_peers_train_like_one_and_resume() {
     let resumed = run(&small(c.path(), &["--devices", "2", "--resume"])).unwrap();
 
     assert_eq!(two.history.len(), 2);
+    // This small model's val outputs sit near 50/50, so a float-order difference may flip one of
+    // the 16 val images: top-1 may differ by one image, the losses by their rounding only.
+    let one_image = 1.0 / 16.0 + 1e-6;
     for ((x, y), z) in one.history.iter().zip(&two.history).zip(&resumed.history) {
-        for (name, p, q, r) in [
-            ("train_loss", x.train_loss, y.train_loss, z.train_loss),
-            ("val_loss", x.val_loss, y.val_loss, z.val_loss),
-            ("val_top1", x.val_top1, y.val_top1, z.val_top1),
+        for (name, p, q, r, one_vs_two) in [
+            ("train_loss", x.train_loss, y.train_loss, z.train_loss, 1e-3 * x.train_loss.abs().max(1.0)),
+            ("val_loss", x.val_loss, y.val_loss, z.val_loss, 1e-3 * x.val_loss.abs().max(1.0)),
+            ("val_top1", x.val_top1, y.val_top1, z.val_top1, one_image),
         ] {
-            assert!((p - q).abs() <= 1e-3 * p.abs().max(1.0), "epoch {}: {name} one {p} vs two {q}", x.epoch);
+            assert!((p - q).abs() <= one_vs_two, "epoch {}: {name} one {p} vs two {q}", x.epoch);
             assert!((q - r).abs() <= 1e-6 * q.abs().max(1.0), "epoch {}: {name} {q} vs resumed {r}", x.epoch);
         }
     }
