@@ -61,6 +61,28 @@ pub enum Initialization {
     /// He et al. (2015): weights N(0, 2 / fan_in), biases 0 (fc8: N(0, 0.01)). Keeps activations
     /// from shrinking layer after layer, so a network without normalisation starts learning at once.
     He,
+    /// He's everywhere but conv1, drawn as the paper draws it, N(0, 0.01): a seventh of He's scale
+    /// there, so that the filters conv1 learns from a small dataset are not buried under its
+    /// initial draw (weight decay removes that draw only over far longer training).
+    HeSmallConv1,
+}
+
+impl Initialization {
+    /// How conv1 is drawn.
+    fn conv1(self) -> Self {
+        match self {
+            Self::HeSmallConv1 => Self::Paper,
+            other => other,
+        }
+    }
+
+    /// How every layer after conv1 is drawn.
+    fn after_conv1(self) -> Self {
+        match self {
+            Self::HeSmallConv1 => Self::He,
+            other => other,
+        }
+    }
 }
 
 /// AlexNet's hyper-parameters. Saved with every model so a weights file rebuilds its own network.
@@ -144,17 +166,19 @@ impl AlexNetConfig {
         let paper = self.preset == Preset::Paper;
         // The paper splits conv2, conv4 and conv5 across its two GPUs; conv3 sees both halves.
         let halves = if paper { 2 } else { 1 };
-        let conv = |layer: ConvLayer| layer.init(self.initialization, device);
-        let linear = |layer: LinearLayer| layer.init(self.initialization, device);
+        let init = self.initialization.after_conv1();
+        let conv = |layer: ConvLayer| layer.init(init, device);
+        let linear = |layer: LinearLayer| layer.init(init, device);
         AlexNet {
-            conv1: conv(ConvLayer {
+            conv1: ConvLayer {
                 channels: [3, c1],
                 kernel: 11,
                 stride: 4,
                 padding: 2,
                 groups: 1,
                 paper_bias: 0.0,
-            }),
+            }
+            .init(self.initialization.conv1(), device),
             lrn1: paper.then(local_response_norm),
             conv2: conv(ConvLayer {
                 channels: [c1, c2],
@@ -235,6 +259,7 @@ fn weight_init(init: Initialization) -> Option<Initializer> {
         Initialization::He => {
             Some(Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: false })
         }
+        Initialization::HeSmallConv1 => weight_init(Initialization::He),
     }
 }
 
@@ -243,7 +268,7 @@ fn bias_value(init: Initialization, paper_bias: f64) -> Option<f64> {
     match init {
         Initialization::Default => None,
         Initialization::Paper => Some(paper_bias),
-        Initialization::He => Some(0.0),
+        Initialization::He | Initialization::HeSmallConv1 => Some(0.0),
     }
 }
 

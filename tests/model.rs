@@ -118,3 +118,24 @@ fn paper_initialisation() {
     assert!(mean.abs() < 1e-4, "mean {mean}");
     assert!((std - 0.01).abs() < 1e-4, "std {std}");
 }
+
+/// `HeSmallConv1`: conv1 as the paper draws it (N(0, 0.01), biases 0), the rest as He's.
+#[test]
+fn he_with_a_small_conv1() {
+    let config = AlexNetConfig::paper(10).with_width(0.25).with_initialization(Initialization::HeSmallConv1);
+    let record = config.init::<B>(&device()).into_record();
+    let std_of = |t: Tensor<B, 4>| {
+        let w = t.flatten::<1>(0, 3).into_data().to_vec::<f32>().unwrap();
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+    };
+    let conv1 = std_of(record.conv1.weight.val());
+    assert!((conv1 - 0.01).abs() < 0.0005, "conv1 std {conv1}, not the paper's 0.01");
+    // conv2 at width 0.25: 64 filters over 12 input channels (two groups of 24) of 5x5.
+    let he = (2.0f64 / (12.0 * 25.0)).sqrt();
+    let conv2 = std_of(record.conv2.weight.val());
+    assert!((conv2 - he).abs() < 0.05 * he, "conv2 std {conv2}, not He's {he}");
+    let conv2_bias = record.conv2.bias.unwrap().val().into_data().to_vec::<f32>().unwrap();
+    assert!(conv2_bias.iter().all(|&b| b == 0.0), "He's biases are 0, not the paper's 1");
+}
