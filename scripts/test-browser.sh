@@ -37,6 +37,18 @@ for flagged in (True, False):
 PY
 "$trainer" predict --json --weights "$shipped" "$fixtures"/shipped/* > "$fixtures/shipped.jsonl"
 
+# Teaching: three of the dog breeds the shipped model never saw, five example photos each, and
+# one more of each to classify.
+for class in $(ls "$data/imagewoof-teach/train" | sort | head -3); do
+  for split in train val; do
+    mkdir -p "$fixtures/teach/$split/$class"
+    count=5; [ "$split" = val ] && count=1
+    for photo in $(ls "$data/imagewoof-teach/$split/$class" | sort | head -$count); do
+      cp "$data/imagewoof-teach/$split/$class/$photo" "$fixtures/teach/$split/$class/"
+    done
+  done
+done
+
 # Bad files: text renamed .jpg, a truncated PNG and JPEG, an empty file, a 20000x20000 PNG (1.2 GB
 # of pixels), a 60000x1 PNG (259 bytes; 12 GB once its shorter side is resized to 256).
 echo "this is not an image" > "$fixtures/text.jpg"
@@ -74,4 +86,5 @@ PY
 
 scripts/build-web.sh
 (cd web && npm ci --no-audit --no-fund)
-cd web && ALEXNET_DATA="$data" ALEXNET_WEB_FIXTURES="$fixtures" node --test --test-concurrency=1 tests/
+trainer="$(realpath "$trainer")"
+cd web && ALEXNET_DATA="$data" ALEXNET_WEB_FIXTURES="$fixtures" ALEXNET_TRAINER="$trainer" node --test --test-concurrency=1 tests/

@@ -1,5 +1,6 @@
 // The page: loads the weights (progress bar, Cache Storage, sha256 check), picks WebGPU or the CPU,
 // and classifies dropped, chosen or pasted images with the wasm `Classifier`.
+import { setupTeaching } from "./teach.js";
 
 const params = new URLSearchParams(location.search);
 const MANIFEST_URL = "model/manifest.json";
@@ -14,6 +15,12 @@ const modelReady = new Promise((resolve, reject) => {
   rejectModel = reject;
 });
 modelReady.catch(() => {});
+// The model in use: the first one loaded, or one loaded from a file since.
+let activeModel = null;
+const currentModel = async () => {
+  await modelReady;
+  return activeModel;
+};
 let queue = Promise.resolve();
 
 function showError(message) {
@@ -215,6 +222,11 @@ class Model {
     return this.request({ type: "load", bytes: this.bytes, backend: this.backend }, 0);
   }
 
+  // A request with the next id: resolves to the worker's answer.
+  ask(message) {
+    return this.request(message, this.nextId++);
+  }
+
   request(message, id) {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -338,7 +350,7 @@ function insideButton(body, bytes, top) {
     button.disabled = true;
     button.textContent = "Computing…";
     try {
-      const model = await modelReady;
+      const model = await currentModel();
       const pictures = await model.explain(bytes, top[0].index);
       const inside = document.createElement("div");
       inside.className = "inside";
@@ -401,7 +413,7 @@ function renderPredictions(body, { top, outOfClasses, ms }, backend) {
 async function classify(file) {
   const { shot, img, body } = newShot(file);
   try {
-    const model = await modelReady;
+    const model = await currentModel();
     const bytes = new Uint8Array(await file.arrayBuffer());
     const answer = await model.classify(bytes);
     img.src = URL.createObjectURL(file);
@@ -467,7 +479,7 @@ async function toggleCamera() {
     showError(`The camera could not start: ${e.message || e}`);
     return;
   }
-  const model = await modelReady;
+  const model = await currentModel();
   video.srcObject = stream;
   await video.play();
   $("camera-view").hidden = false;
@@ -527,10 +539,44 @@ async function forgetStorage() {
   $("storage-size").textContent = "Forgotten: the next visit downloads everything again.";
 }
 
+// Shows a model's card: `manifest` only for the bundled model (its measured accuracy).
+function showModel(info, manifest = null) {
+  classCount = info.labels.length;
+  renderCard(info, manifest);
+}
+
+// A weights file picked by the visitor: loaded in a new worker on the same backend and checked
+// there first; the model in use stays when it fails.
+async function loadModelFile(file, teaching) {
+  const previous = await currentModel();
+  const model = new Model(new Uint8Array(await file.arrayBuffer()), previous.backend);
+  let loaded;
+  try {
+    loaded = await model.start();
+  } catch (e) {
+    model.terminate();
+    showError(`${file.name} cannot be used: ${e.message || e} The model in use stays.`);
+    return;
+  }
+  clearError();
+  previous.terminate();
+  model.backendName = loaded.backend;
+  activeModel = model;
+  showModel(JSON.parse(loaded.info));
+  model.filters().then((p) => $("filters").replaceChildren(canvasOf(p)), () => {});
+  await teaching.modelChanged();
+}
+
 async function main() {
   wireInputs();
   $("forget").addEventListener("click", forgetStorage);
   $("camera").addEventListener("click", toggleCamera);
+  const teaching = setupTeaching({ model: currentModel, showModel: (info) => showModel(info) });
+  $("model-file").addEventListener("change", (e) => {
+    const [file] = e.target.files;
+    e.target.value = "";
+    if (file) queue = queue.then(() => loadModelFile(file, teaching)).catch((err) => showError(String(err.message || err)));
+  });
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("sw.js").catch((e) => console.warn("no offline support:", e));
   }
@@ -563,9 +609,8 @@ async function main() {
       model.backendName = "CPU";
       $("backend").textContent = `CPU (WebGPU failed: ${reason})`;
     };
-    const info = JSON.parse(loaded.info);
-    classCount = info.labels.length;
-    renderCard(info, manifest);
+    showModel(JSON.parse(loaded.info), manifest);
+    activeModel = model;
     resolveModel(model);
     showStorage();
     model.filters().then((p) => $("filters").replaceChildren(canvasOf(p)), () => {});

@@ -3,10 +3,15 @@
 //   in:  {type: "load", bytes, backend} | {type: "classify", id, bytes}
 //        | {type: "classifyRgba", id, rgba, width, height} (a camera frame)
 //        | {type: "filters", id} | {type: "explain", id, bytes, class}
+//        | {type: "example", id, bytes, class} (a teaching example: its features, now)
+//        | {type: "clearExamples", id} | {type: "teach", id, names, epochs, seed}
+//        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
 //   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
 //        (outOfClasses: whether the photo shows none of the model's classes; null for a model
 //        not calibrated)
 //        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
+//        | {type: "examples", id, count} | {type: "taught", id, lesson, info, ms}
+//        | {type: "done", id, info} | {type: "file", id, bytes}
 //        | {type: "error", id, message, fatal}
 // `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
 // new worker.
@@ -34,6 +39,21 @@ async function handle(data) {
       const start = performance.now();
       const answer = JSON.parse(await classifier.classifyRgba(data.rgba, data.width, data.height, 5));
       postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
+    } else if (data.type === "example") {
+      postMessage({ type: "examples", id: data.id, count: await classifier.addExample(data.bytes, data.class) });
+    } else if (data.type === "clearExamples") {
+      classifier.clearExamples();
+      postMessage({ type: "examples", id: data.id, count: 0 });
+    } else if (data.type === "teach") {
+      const start = performance.now();
+      const lesson = JSON.parse(await classifier.teach(data.names, data.epochs, BigInt(data.seed)));
+      postMessage({ type: "taught", id: data.id, lesson, info: classifier.infoJson(), ms: performance.now() - start });
+    } else if (data.type === "useLoaded") {
+      await classifier.useLoaded();
+      postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
+    } else if (data.type === "export") {
+      const bytes = classifier.exportWeights(data.int8);
+      postMessage({ type: "file", id: data.id, bytes }, [bytes.buffer]);
     } else if (data.type === "filters" || data.type === "explain") {
       const pictures = data.type === "filters" ? [classifier.filters()] : classifier.explain(data.bytes, data.class);
       postMessage({ type: "pictures", id: data.id, pictures: [...pictures] }, [...pictures].map((p) => p.rgba.buffer));

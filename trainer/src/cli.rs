@@ -235,6 +235,12 @@ fn teach_command<B: AutodiffBackend>(
         r.last_top1 * 100.0,
         options.out.display()
     );
+    if let Some(top1) = r.held_out_top1 {
+        println!(
+            "held out (every fifth example of each class, taught on the rest): top-1 {:.1}%",
+            top1 * 100.0
+        );
+    }
     if let Some(val) = r.val {
         println!(
             "val: top-1 {:.2}%, top-5 {:.2}% on {} photos",

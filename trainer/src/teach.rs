@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use alexnet::labels::{self, Label};
-use alexnet::train::teach::{check_examples, layer_from_means, taught_model, train_layer, TeachConfig};
+use alexnet::train::teach::{check_examples, taught_model, teach_layer, TeachConfig};
 use alexnet::weights::{Precision, SavedModel};
 use alexnet::{preprocess, AlexNet};
 use anyhow::{bail, Result};
@@ -45,9 +45,6 @@ pub struct TeachOptions {
     pub workers: usize,
 }
 
-/// The first layer's scores: its cosine with each class's mean, times this.
-const MEAN_LAYER_SCALE: f32 = 10.0;
-
 /// What teaching did.
 pub struct TeachReport {
     pub classes: usize,
@@ -57,6 +54,8 @@ pub struct TeachReport {
     /// The last pass's loss and accuracy on the examples.
     pub last_loss: f64,
     pub last_top1: f64,
+    /// Top-1 on a fifth of the examples held out (see `teach_layer`), when there are enough.
+    pub held_out_top1: Option<f64>,
     /// The taught model on val/, when the dataset has one.
     pub val: Option<EvalReport>,
 }
@@ -86,18 +85,12 @@ pub fn teach<B: AutodiffBackend>(
     let feature_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let first = layer_from_means(
-        &Tensor::<B, 2>::from_inner(features.clone()),
-        &examples,
-        names.len(),
-        MEAN_LAYER_SCALE,
-    );
     let config =
         TeachConfig { epochs: options.epochs, lr: options.lr, seed: options.seed, ..Default::default() };
-    let (layer, last) = train_layer::<B>(first, features, &examples, &config)?;
+    let layer = teach_layer::<B>(features, &examples, names.len(), &config)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let mut taught = taught_model(base, layer, class_labels);
+    let mut taught = taught_model(base, layer.layer, class_labels);
     taught.info = taught.info.with_provenance("teach", serde_json::json!({ "data": data, "config": config }));
     taught.save(&options.out, options.precision)?;
     let val = match val_dir {
@@ -114,8 +107,9 @@ pub fn teach<B: AutodiffBackend>(
         examples: examples.len(),
         feature_seconds,
         train_seconds,
-        last_loss: last.loss,
-        last_top1: last.top1,
+        last_loss: layer.last.loss,
+        last_top1: layer.last.top1,
+        held_out_top1: layer.held_out_top1,
         val,
     })
 }

@@ -4,6 +4,11 @@ use wasm_bindgen::prelude::*;
 
 use alexnet::inside::Picture;
 
+use alexnet::train::teach::TeachConfig;
+use alexnet::weights::{Precision, SavedModel};
+use burn::backend::Flex;
+
+use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
 
 fn js_error(e: WebError) -> JsError {
@@ -19,9 +24,12 @@ pub fn start() {
 #[wasm_bindgen]
 pub struct Classifier {
     engine: Engine,
-    /// The weights, for [`Inside`], made on the first request.
+    /// The weights in use (the loaded ones, or a taught model's), for [`Inside`] and export.
     weights: Vec<u8>,
+    /// The weights as loaded: what teaching starts from and "back to the loaded model" restores.
+    loaded: Vec<u8>,
     inside: Option<Inside>,
+    examples: Examples,
 }
 
 /// `{name, width, height, rgba}`, `rgba` a Uint8ClampedArray ready for `new ImageData`.
@@ -45,7 +53,13 @@ impl Classifier {
     /// when `navigator.gpu` gave an adapter whose storage-buffer limit holds the largest tensor.
     pub async fn load(weights: Vec<u8>, backend: String) -> Result<Classifier, JsError> {
         let engine = Engine::load(weights.clone(), backend == "webgpu").await.map_err(js_error)?;
-        Ok(Classifier { engine, weights, inside: None })
+        Ok(Classifier {
+            engine,
+            loaded: weights.clone(),
+            weights,
+            inside: None,
+            examples: Examples::default(),
+        })
     }
 
     /// "WebGPU" or "CPU".
@@ -84,6 +98,46 @@ impl Classifier {
         Ok(serde_json::to_string(&answer).unwrap_or_default())
     }
 
+    /// Adds an example photo (an encoded image) of class `class` for teaching: its fc7 features
+    /// are computed now, on this backend. Returns how many examples there are.
+    #[wasm_bindgen(js_name = addExample)]
+    pub async fn add_example(&mut self, bytes: Vec<u8>, class: usize) -> Result<usize, JsError> {
+        let features = self.engine.fc7_of_file(&bytes).await.map_err(js_error)?;
+        self.examples.add(features, class).map_err(js_error)?;
+        Ok(self.examples.len())
+    }
+
+    /// Forgets every example.
+    #[wasm_bindgen(js_name = clearExamples)]
+    pub fn clear_examples(&mut self) {
+        self.examples.clear();
+    }
+
+    /// Teaches the loaded model the classes `names` (example classes are indices into it) and
+    /// uses the taught model from now on. Returns JSON `{classes, examples, loss, top1,
+    /// held_out_top1}`; the model in use is unchanged when teaching fails.
+    pub async fn teach(&mut self, names: Vec<String>, epochs: usize, seed: u64) -> Result<String, JsError> {
+        let config = TeachConfig { epochs, seed, ..Default::default() };
+        let (taught, lesson) = self.examples.teach(self.loaded.clone(), &names, &config).map_err(js_error)?;
+        self.switch_to(taught).await?;
+        Ok(serde_json::to_string(&lesson).unwrap_or_default())
+    }
+
+    /// Back to the model as loaded (the examples stay).
+    #[wasm_bindgen(js_name = useLoaded)]
+    pub async fn use_loaded(&mut self) -> Result<(), JsError> {
+        self.switch_to(self.loaded.clone()).await
+    }
+
+    /// The model in use as a weights file: f32, or int8 when `int8`.
+    #[wasm_bindgen(js_name = exportWeights)]
+    pub fn export_weights(&self, int8: bool) -> Result<Vec<u8>, JsError> {
+        let saved = SavedModel::<Flex>::from_bytes(self.weights.clone(), &Default::default())
+            .map_err(|e| js_error(WebError::Weights(e)))?;
+        let precision = if int8 { Precision::Int8 } else { Precision::F32 };
+        saved.to_bytes(precision).map_err(|e| js_error(WebError::Weights(e)))
+    }
+
     /// conv1's learned filters as one picture (the paper's Figure 3).
     pub fn filters(&mut self) -> Result<JsValue, JsError> {
         let filters = self.inside()?.filters();
@@ -103,6 +157,14 @@ impl Classifier {
 }
 
 impl Classifier {
+    /// Uses `weights` from now on, on the same backend.
+    async fn switch_to(&mut self, weights: Vec<u8>) -> Result<(), JsError> {
+        self.engine = self.engine.reload(weights.clone()).await.map_err(js_error)?;
+        self.weights = weights;
+        self.inside = None;
+        Ok(())
+    }
+
     /// The CPU copy of the model behind the pictures, made on the first request.
     fn inside(&mut self) -> Result<&Inside, JsError> {
         if self.inside.is_none() {

@@ -17,8 +17,9 @@ use burn::tensor::backend::Backend;
 
 /// A loaded model on one backend.
 pub enum Engine {
-    Gpu(SavedModel<WebGpu>, WgpuDevice),
-    Cpu(SavedModel<Flex>),
+    // Boxed: a model is kilobytes of handles, and the two kinds differ in size.
+    Gpu(Box<SavedModel<WebGpu>>, WgpuDevice),
+    Cpu(Box<SavedModel<Flex>>),
 }
 
 /// Why classifying failed, in words for the page.
@@ -48,7 +49,7 @@ impl Engine {
             // default 128 MiB storage binding.
             init_setup_async::<graphics::WebGpu>(&device, RuntimeOptions::default()).await;
             let saved = SavedModel::from_bytes(bytes, &device).map_err(WebError::Weights)?;
-            Ok(Engine::Gpu(saved, device))
+            Ok(Engine::Gpu(Box::new(saved), device))
         } else {
             let saved = SavedModel::from_bytes(bytes, &Default::default()).map_err(WebError::Weights)?;
             // One forward pass on a blank image while the page still shows "loading": the first
@@ -56,7 +57,7 @@ impl Engine {
             // (docs/benchmarks-history.md); the person's first photo should not pay for that.
             let blank = vec![0.0; 3 * alexnet::INPUT_SIZE * alexnet::INPUT_SIZE];
             answer(&saved, blank, 1, &Default::default()).await?;
-            Ok(Engine::Cpu(saved))
+            Ok(Engine::Cpu(Box::new(saved)))
         }
     }
 
@@ -82,6 +83,27 @@ impl Engine {
         }
     }
 
+    /// The same backend with other weights (a taught model, or the loaded one back).
+    pub async fn reload(&self, bytes: Vec<u8>) -> Result<Self, WebError> {
+        match self {
+            Engine::Gpu(_, device) => {
+                let saved = SavedModel::from_bytes(bytes, device).map_err(WebError::Weights)?;
+                Ok(Engine::Gpu(Box::new(saved), device.clone()))
+            }
+            Engine::Cpu(_) => Engine::load(bytes, false).await,
+        }
+    }
+
+    /// fc7's features (dropout off) of an image file's bytes: what teaching learns from.
+    pub async fn fc7_of_file(&self, bytes: &[u8]) -> Result<Vec<f32>, WebError> {
+        let input =
+            preprocess::preprocess_bytes(bytes, &self.info().normalization).map_err(WebError::Image)?;
+        match self {
+            Engine::Gpu(s, device) => fc7(s, input, device).await,
+            Engine::Cpu(s) => fc7(s, input, &Default::default()).await,
+        }
+    }
+
     /// Decodes an image file's bytes (refusing oversized ones) and classifies it.
     pub async fn classify_file(&self, bytes: &[u8], k: usize) -> Result<Classification, WebError> {
         let input =
@@ -101,6 +123,16 @@ async fn answer<B: Backend>(
     let data = logits.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
     let logits = data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))?;
     Ok(Classification::from_logits(&logits, &saved.info, k))
+}
+
+async fn fc7<B: Backend>(
+    saved: &SavedModel<B>,
+    input: Vec<f32>,
+    device: &B::Device,
+) -> Result<Vec<f32>, WebError> {
+    let features = saved.model.fc7_features(preprocess::batch(&[input], device));
+    let data = features.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
+    data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))
 }
 
 /// What the network sees, drawn from a CPU copy of the model with autodiff (the classifier itself
@@ -130,7 +162,7 @@ impl Inside {
         if class >= self.classes {
             return Err(WebError::Other(format!("class {class} is not one of the model's {}", self.classes)));
         }
-        let images = preprocess::batch::<Autodiff<Flex>>(&[input.clone()], &Default::default());
+        let images = preprocess::batch::<Autodiff<Flex>>(std::slice::from_ref(&input), &Default::default());
         let heat = inside::saliency(&self.model, images.clone(), class);
         let mut pictures =
             vec![("pixels that drove the top class".to_string(), inside::overlay(&input, &self.norm, heat))];
@@ -140,6 +172,8 @@ impl Inside {
         Ok(pictures)
     }
 }
+
+pub mod teach;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

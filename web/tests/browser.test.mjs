@@ -10,6 +10,7 @@ import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -133,10 +134,10 @@ async function classify(page, file) {
     before,
     { timeout: TIMEOUT },
   );
-  // The gallery shows the newest image first: its rows are the first ones.
-  const rows = (await page.$$eval("[data-testid=prediction]", (els) =>
+  // The gallery shows the newest image first.
+  const rows = await page.$$eval("[data-testid=shot]:first-child [data-testid=prediction]", (els) =>
     els.map((e) => ({ index: Number(e.dataset.index), label: e.dataset.label, prob: Number(e.dataset.prob) })),
-  )).slice(0, 5);
+  );
   const error = await page.evaluate(() => {
     const e = document.querySelector("[data-testid=error]");
     return e.hidden ? "" : e.textContent;
@@ -365,6 +366,95 @@ test("the shipped model loads by default with a clean console, agrees with nativ
     assert.ok(!requests.slice(before).includes(modelUrl), "the model was fetched again");
     console.log(`cold start to first prediction (CPU path): ${cold.ms} ms downloading the model, ${warm.ms} ms from Cache Storage`);
     assert.match(await page.textContent("[data-testid=storage]"), /MB kept for offline use/);
+  } finally {
+    await context.close();
+  }
+});
+
+// `trainer predict --json` with the trainer the fixtures were made with, on `photos`.
+function nativePredict(weights, photos) {
+  const out = execFileSync(process.env.ALEXNET_TRAINER, ["--backend", "cpu", "predict", "--json", "--weights", weights, ...photos], { encoding: "utf8" });
+  return new Map(out.trim().split("\n").map((l) => JSON.parse(l)).map((l) => [path.basename(l.image), l]));
+}
+
+test("teaching: new classes from example photos, used for every photo after, exported for the trainer", { timeout: 2 * TIMEOUT }, async () => {
+  const teachDir = path.join(fixtures, "teach");
+  const classes = fs.readdirSync(path.join(teachDir, "train")).sort();
+  // Names as a visitor types them: one carries HTML, shown as text.
+  const names = ["first breed", "<b>second</b> breed", "third breed"];
+  const { context, page } = await launch();
+  try {
+    await visit(page, "?backend=cpu");
+    await page.click("[data-testid=teach-open]");
+    const status = () => page.textContent("[data-testid=teach-status]");
+    await page.click("[data-testid=teach-train]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=teach-status]").textContent !== "");
+    assert.match(await status(), /at least two classes/);
+    for (const name of names) {
+      await page.fill("[data-testid=teach-class-name]", name);
+      await page.press("[data-testid=teach-class-name]", "Enter");
+    }
+    await page.fill("[data-testid=teach-class-name]", "third breed ");
+    await page.press("[data-testid=teach-class-name]", "Enter");
+    assert.match(await status(), /already a class named “third breed”/);
+    await page.fill("[data-testid=teach-class-name]", "   ");
+    await page.press("[data-testid=teach-class-name]", "Enter");
+    assert.match(await status(), /needs a name/);
+    assert.equal(await page.$$eval("[data-testid=teach-examples]", (els) => els.length), 3);
+    assert.equal(await page.$(".teach-classes b"), null, "a class name became HTML");
+
+    const inputs = await page.$$("[data-testid=teach-examples]");
+    const examples = [];
+    for (const [i, input] of inputs.entries()) {
+      const dir = path.join(teachDir, "train", classes[i]);
+      const photos = fs.readdirSync(dir).sort().map((p) => path.join(dir, p));
+      // A non-image after the last class's examples: refused by name, the rest kept.
+      await input.setInputFiles(i === inputs.length - 1 ? [...photos, path.join(fixtures, "text.jpg")] : photos);
+      examples.push(photos.length);
+    }
+    await page.waitForFunction(() => /text\.jpg: .*not added/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    await page.click("[data-testid=teach-train]");
+    await page.waitForFunction(() => /(trained|%)$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    const taught = await status();
+    console.log(`teaching: ${taught}`);
+    assert.match(taught, new RegExp(`^Taught 3 classes from ${examples.reduce((a, b) => a + b)} photos in [0-9.]+ s; on a fifth of the photos held out, top-1 [0-9.]+%$`));
+    assert.match(await page.textContent("[data-testid=model-card]"), /3 classes/);
+
+    // Every photo from now on gets the taught names.
+    const testPhotos = classes.map((c) => {
+      const dir = path.join(teachDir, "val", c);
+      return path.join(dir, fs.readdirSync(dir).sort()[0]);
+    });
+    const pageAnswers = [];
+    for (const photo of testPhotos) {
+      const { rows, error } = await classify(page, photo);
+      assert.equal(error, "", `${photo}: ${error}`);
+      assert.deepEqual(rows.map((r) => r.label).sort(), [...names].sort(), "the taught classes, all three");
+      pageAnswers.push(rows);
+    }
+
+    // The export is a weights file the trainer reads, and it answers as the page did.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=teach-export]")]);
+    const exported = path.join(fixtures, "taught.safetensors");
+    await download.saveAs(exported);
+    const native = nativePredict(exported, testPhotos);
+    testPhotos.forEach((photo, i) => {
+      const want = native.get(path.basename(photo)).top5;
+      assert.deepEqual(pageAnswers[i].map((r) => r.label), want.map((r) => r.label), `${photo}: the exported model's top 3`);
+      pageAnswers[i].forEach((r, k) => assert.ok(Math.abs(r.prob - want[k].prob) <= 1e-3, `${photo}: p=${r.prob} native ${want[k].prob}`));
+    });
+
+    // Back to the loaded model, then that export loaded from a file: the taught names again.
+    await page.click("[data-testid=teach-reset]");
+    await page.waitForFunction(() => /^Back to the loaded model/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/);
+    await page.setInputFiles("[data-testid=model-file]", path.join(fixtures, "truncated-model.safetensors"));
+    await page.waitForFunction(() => /cannot be used/.test(document.querySelector("[data-testid=error]").textContent), null, { timeout: TIMEOUT });
+    assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/, "a broken file leaves the model in use");
+    await page.setInputFiles("[data-testid=model-file]", exported);
+    await page.waitForFunction(() => /3 classes/.test(document.querySelector("[data-testid=model-card]").textContent), null, { timeout: TIMEOUT });
+    const { rows } = await classify(page, testPhotos[0]);
+    assert.deepEqual(rows.map((r) => r.label), pageAnswers[0].map((r) => r.label));
   } finally {
     await context.close();
   }

@@ -1,0 +1,131 @@
+// Teaching the model new classes: the visitor names classes and gives each example photos; the
+// worker computes each photo's fc7 features as it arrives and, on "Teach", trains a new last layer
+// with the library's teaching (the same code as `trainer teach`). The photos stay here (in memory)
+// so that another model can be taught from them too. Every name is shown as text, never HTML.
+
+const $ = (id) => document.getElementById(id);
+const MAX_NAME = 60;
+// Passes over the examples and the seed: `trainer teach`'s defaults, so both give the same layer.
+const EPOCHS = 30;
+const SEED = 0;
+
+// `model()`: the model in use (a promise); `showModel(info)`: the page shows that model's card.
+export function setupTeaching({ model, showModel }) {
+  const classes = []; // {name, photos: [Uint8Array], count, row}
+  let busy = Promise.resolve();
+  let taught = false;
+  const status = (text) => {
+    $("teach-status").textContent = text;
+  };
+  // One worker request at a time, in order; a failure is shown and never stops the next one.
+  const run = (job) => {
+    busy = busy.then(job).catch((e) => status(String(e.message || e)));
+    return busy;
+  };
+
+  $("teach-open").addEventListener("click", () => {
+    $("teach-panel").hidden = !$("teach-panel").hidden;
+    if (!$("teach-panel").hidden) $("teach-class-name").focus();
+  });
+
+  $("teach-class-name").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    const name = e.target.value.trim();
+    if (!name) return status("A class needs a name.");
+    if (name.length > MAX_NAME) return status(`A class name has at most ${MAX_NAME} characters.`);
+    if (classes.some((c) => c.name === name)) return status(`There is already a class named “${name}”.`);
+    e.target.value = "";
+    addClass(name);
+    status(`Class “${name}” added: give it example photos.`);
+  });
+
+  function addClass(name) {
+    const index = classes.length;
+    const row = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = "teach-name";
+    label.textContent = name;
+    const count = document.createElement("span");
+    count.className = "meta";
+    count.textContent = " · no photos yet · ";
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = "image/*";
+    input.multiple = true;
+    input.dataset.testid = "teach-examples";
+    input.setAttribute("aria-label", `example photos of ${name}`);
+    row.append(label, count, input);
+    $("teach-classes").append(row);
+    const entry = { name, photos: [], count };
+    classes.push(entry);
+    input.addEventListener("change", () => {
+      const files = [...input.files];
+      input.value = "";
+      for (const file of files) run(() => addExample(entry, index, file));
+    });
+  }
+
+  async function addExample(entry, index, file) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    try {
+      await (await model()).ask({ type: "example", bytes: bytes.slice(), class: index });
+    } catch (e) {
+      status(`${file.name}: ${e.message || e} (not added)`);
+      return;
+    }
+    entry.photos.push(bytes);
+    const n = entry.photos.length;
+    entry.count.textContent = ` · ${n} photo${n === 1 ? "" : "s"} · `;
+    status(`${file.name} added to “${entry.name}”.`);
+  }
+
+  $("teach-train").addEventListener("click", () =>
+    run(async () => {
+      if (classes.length < 2) return status("Add at least two classes, each with example photos.");
+      const empty = classes.find((c) => c.photos.length === 0);
+      if (empty) return status(`“${empty.name}” has no example photos yet.`);
+      status("Teaching…");
+      const m = await model();
+      const { lesson, info, ms } = await m.ask({ type: "teach", names: classes.map((c) => c.name), epochs: EPOCHS, seed: SEED });
+      taught = true;
+      showModel(JSON.parse(info));
+      const how = `${lesson.classes} classes from ${lesson.examples} photos in ${(ms / 1000).toFixed(1)} s`;
+      status(lesson.held_out_top1 === null
+        ? `Taught ${how} (too few photos to hold some out): trained`
+        : `Taught ${how}; on a fifth of the photos held out, top-1 ${(100 * lesson.held_out_top1).toFixed(1)}%`);
+      $("teach-export").disabled = false;
+    }));
+
+  $("teach-reset").addEventListener("click", () =>
+    run(async () => {
+      const { info } = await (await model()).ask({ type: "useLoaded" });
+      taught = false;
+      showModel(JSON.parse(info));
+      status("Back to the loaded model; your classes and photos are still here.");
+    }));
+
+  $("teach-export").addEventListener("click", () =>
+    run(async () => {
+      const int8 = $("teach-int8").checked;
+      const { bytes } = await (await model()).ask({ type: "export", int8 });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+      link.download = `alexnet-${taught ? "taught" : "model"}${int8 ? "-int8" : ""}.safetensors`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    }));
+
+  // Another model was loaded: its features differ, so every photo given so far is added again.
+  return {
+    async modelChanged() {
+      taught = false;
+      await run(async () => {
+        const m = await model();
+        for (const [index, entry] of classes.entries()) {
+          for (const bytes of entry.photos) await m.ask({ type: "example", bytes: bytes.slice(), class: index });
+        }
+      });
+    },
+  };
+}
