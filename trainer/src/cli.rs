@@ -225,14 +225,16 @@ fn teach_command<B: AutodiffBackend>(
 ) -> Result<()> {
     let base = load::<B::InnerBackend>(&options.weights, device, backend)?;
     let r = crate::teach::teach::<B>(options, base, device)?;
+    let last_pass = match options.epochs {
+        0 => "no passes: the class means' layer".to_string(),
+        _ => format!("last pass: loss {:.3}, top-1 {:.1}%", r.last_loss, r.last_top1 * 100.0),
+    };
     println!(
-        "taught {} classes from {} photos: features {:.1} s, last layer {:.1} s (last pass: loss {:.3}, top-1 {:.1}%) -> {}",
+        "taught {} classes from {} photos: features {:.1} s, last layer {:.1} s ({last_pass}) -> {}",
         r.classes,
         r.examples,
         r.feature_seconds,
         r.train_seconds,
-        r.last_loss,
-        r.last_top1 * 100.0,
         options.out.display()
     );
     if let Some(top1) = r.held_out_top1 {

@@ -1,0 +1,87 @@
+// Teaching in the page, measured: K photos of each class of a folder (one subfolder per class,
+// the trainer's layout, with train/ and val/) taught on the page's CPU path, then every val photo
+// classified by the page. Prints the time to add the examples (their features), the time to teach,
+// the status line, and val top-1, for BENCHMARKS.md beside `trainer teach` on the same photos.
+//
+//   (cd web && node bench-teach.mjs K [DATA])    after scripts/build-web.sh
+//   DATA defaults to ../shared/data/imagewoof-teach; the first K photos of each class (sorted),
+//   as `trainer teach` orders them, so both teach the same layer.
+
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import { chromium } from "playwright-core";
+
+const root = path.resolve(import.meta.dirname, "..");
+const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
+const k = Number(process.argv[2] || 30);
+const data = path.resolve(process.argv[3] || path.join(root, "../shared/data/imagewoof-teach"));
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json" };
+const LONG = 30 * 60 * 1000;
+
+const server = http.createServer((req, res) => {
+  const name = new URL(req.url, "http://x").pathname;
+  const file = path.join(dist, name === "/" ? "index.html" : name);
+  if (!file.startsWith(dist) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+
+const sorted = (dir) => fs.readdirSync(dir).sort();
+const classes = sorted(path.join(data, "train"));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-bench-teach-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(`http://127.0.0.1:${server.address().port}/?backend=cpu`);
+  await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: LONG });
+  await page.click("[data-testid=teach-open]");
+  for (const name of classes) {
+    await page.fill("[data-testid=teach-class-name]", name);
+    await page.press("[data-testid=teach-class-name]", "Enter");
+  }
+  const started = Date.now();
+  const inputs = await page.$$("[data-testid=teach-examples]");
+  for (const [i, input] of inputs.entries()) {
+    const dir = path.join(data, "train", classes[i]);
+    await input.setInputFiles(sorted(dir).slice(0, k).map((p) => path.join(dir, p)));
+  }
+  await page.waitForFunction(
+    (want) => [...document.querySelectorAll(".teach-classes li .meta")].every((e) => e.textContent.includes(` ${want} photo`)),
+    k,
+    { timeout: LONG },
+  );
+  const added = Date.now();
+  await page.click("[data-testid=teach-train]");
+  await page.waitForFunction(() => /(trained|%)$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: LONG });
+  const taught = Date.now();
+  const status = await page.textContent("[data-testid=teach-status]");
+
+  const val = classes.flatMap((c) => sorted(path.join(data, "val", c)).map((p) => ({ file: path.join(data, "val", c, p), class: c })));
+  await page.setInputFiles("input[type=file]", val.map((v) => v.file));
+  await page.waitForFunction((n) => Number(document.body.dataset.classified || 0) + Number(document.body.dataset.failed || 0) >= n, val.length, { timeout: LONG });
+  const answers = new Map(await page.$$eval("[data-testid=shot]", (shots) =>
+    shots.map((s) => [s.querySelector(".name").textContent, s.querySelector("[data-testid=prediction]")?.dataset.label])));
+  const right = val.filter((v) => answers.get(path.basename(v.file)) === v.class).length;
+  console.log(JSON.stringify({
+    photos_per_class: k,
+    examples_seconds: (added - started) / 1000,
+    teach_seconds: (taught - added) / 1000,
+    status,
+    val_top1: right / val.length,
+    val_photos: val.length,
+  }));
+} finally {
+  await context.close();
+  server.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
