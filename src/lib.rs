@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod inside;
 pub mod labels;
 pub mod model;
+pub mod neighbours;
 pub mod out_of_classes;
 pub mod preprocess;
 pub mod train;

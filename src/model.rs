@@ -417,7 +417,12 @@ impl<B: Backend> AlexNet<B> {
     /// The fully connected part: fc6, fc7 (ReLU after each) and fc8, with dropout where the
     /// preset puts it.
     fn classifier(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
-        linear(&self.fc8, self.fc6_fc7(features))
+        self.last_layer(self.fc6_fc7(features))
+    }
+
+    /// The class scores (logits) from fc7's features: fc8.
+    pub fn last_layer(&self, fc7: Tensor<B, 2>) -> Tensor<B, 2> {
+        linear(&self.fc8, fc7)
     }
 
     /// fc7's output for a batch of normalised images `[batch, 3, 224, 224]`: `[batch, fc7 width]`,

@@ -23,6 +23,16 @@ const currentModel = async () => {
 };
 let queue = Promise.resolve();
 
+// Every photo the visitor gives the page (classified, or a teaching example), by id: its name and
+// a URL of its bytes, to show it among another photo's nearest (the paper's Figure 4).
+const photos = new Map();
+let nextPhoto = 1;
+function registerPhoto(name, url) {
+  const id = nextPhoto++;
+  photos.set(id, { name, url });
+  return id;
+}
+
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
@@ -255,9 +265,9 @@ class Model {
   // Top 5 of an encoded image: {top, outOfClasses, ms}. When the worker's WebAssembly traps (a lost GPU
   // device, a panic), a new worker takes over (on the CPU if it was WebGPU) and the image is
   // tried once more.
-  async classify(bytes) {
+  async classify(bytes, photo) {
     try {
-      return await this.request({ type: "classify", bytes }, this.nextId++);
+      return await this.request({ type: "classify", bytes, photo }, this.nextId++);
     } catch (e) {
       if (!e.fatal) throw e;
       this.worker.terminate();
@@ -266,7 +276,7 @@ class Model {
         if (this.onFallback) this.onFallback(e.message);
       }
       await this.start();
-      return await this.request({ type: "classify", bytes }, this.nextId++);
+      return await this.request({ type: "classify", bytes, photo }, this.nextId++);
     }
   }
 }
@@ -364,6 +374,30 @@ function insideButton(body, bytes, top) {
   body.append(button);
 }
 
+// The paper's Figure 4: the photos given so far whose fc7 features are nearest this one's.
+async function showNearest(body, model, photo) {
+  const { photos: nearest } = await model.ask({ type: "nearest", photo, n: 5 });
+  if (!nearest.length) return;
+  const box = document.createElement("div");
+  box.className = "nearest";
+  box.dataset.testid = "neighbours";
+  const caption = document.createElement("p");
+  caption.className = "meta";
+  caption.textContent = "Nearest in fc7 among your photos (the paper's Figure 4):";
+  box.append(caption);
+  for (const id of nearest) {
+    const kept = photos.get(id);
+    if (!kept) continue;
+    const img = document.createElement("img");
+    img.src = kept.url;
+    img.alt = kept.name;
+    img.title = kept.name;
+    img.dataset.name = kept.name;
+    box.append(img);
+  }
+  body.append(box);
+}
+
 // `outOfClasses`: the model's own judgement that the photo shows none of its classes (null for a
 // model not calibrated, which falls back to a low top-1 probability).
 function renderPredictions(body, { top, outOfClasses, ms }, backend) {
@@ -415,10 +449,13 @@ async function classify(file) {
   try {
     const model = await currentModel();
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const answer = await model.classify(bytes);
-    img.src = URL.createObjectURL(file);
+    const url = URL.createObjectURL(file);
+    const photo = registerPhoto(file.name || "pasted image", url);
+    const answer = await model.classify(bytes, photo);
+    img.src = url;
     clearError();
     renderPredictions(body, answer, model.backendName);
+    await showNearest(body, model, photo);
     insideButton(body, bytes, answer.top);
     document.body.dataset.classified = String(Number(document.body.dataset.classified || 0) + 1);
   } catch (e) {
@@ -571,7 +608,7 @@ async function main() {
   wireInputs();
   $("forget").addEventListener("click", forgetStorage);
   $("camera").addEventListener("click", toggleCamera);
-  const teaching = setupTeaching({ model: currentModel, showModel: (info) => showModel(info) });
+  const teaching = setupTeaching({ model: currentModel, showModel: (info) => showModel(info), registerPhoto });
   $("model-file").addEventListener("change", (e) => {
     const [file] = e.target.files;
     e.target.value = "";

@@ -9,9 +9,10 @@ const MAX_NAME = 60;
 const EPOCHS = 30;
 const SEED = 0;
 
-// `model()`: the model in use (a promise); `showModel(info)`: the page shows that model's card.
-export function setupTeaching({ model, showModel }) {
-  const classes = []; // {name, photos: [Uint8Array], count, row}
+// `model()`: the model in use (a promise); `showModel(info)`: the page shows that model's card;
+// `registerPhoto(name, url)`: the page's id for a photo (the nearest photos show examples too).
+export function setupTeaching({ model, showModel, registerPhoto }) {
+  const classes = []; // {name, photos: [{bytes, photo}], count}
   let busy = Promise.resolve();
   let taught = false;
   const status = (text) => {
@@ -68,13 +69,14 @@ export function setupTeaching({ model, showModel }) {
 
   async function addExample(entry, index, file) {
     const bytes = new Uint8Array(await file.arrayBuffer());
+    const photo = registerPhoto(file.name, URL.createObjectURL(file));
     try {
-      await (await model()).ask({ type: "example", bytes: bytes.slice(), class: index });
+      await (await model()).ask({ type: "example", bytes: bytes.slice(), class: index, photo });
     } catch (e) {
       status(`${file.name}: ${e.message || e} (not added)`);
       return;
     }
-    entry.photos.push(bytes);
+    entry.photos.push({ bytes, photo });
     const n = entry.photos.length;
     entry.count.textContent = ` · ${n} photo${n === 1 ? "" : "s"} · `;
     status(`${file.name} added to “${entry.name}”.`);
@@ -123,7 +125,7 @@ export function setupTeaching({ model, showModel }) {
       await run(async () => {
         const m = await model();
         for (const [index, entry] of classes.entries()) {
-          for (const bytes of entry.photos) await m.ask({ type: "example", bytes: bytes.slice(), class: index });
+          for (const { bytes, photo } of entry.photos) await m.ask({ type: "example", bytes: bytes.slice(), class: index, photo });
         }
       });
     },

@@ -1,9 +1,11 @@
 // The model lives in this worker, off the page's main thread: loading it and classifying never
 // freeze the page. One request at a time, in arrival order (the classifier is not re-entrant).
-//   in:  {type: "load", bytes, backend} | {type: "classify", id, bytes}
+//   in:  {type: "load", bytes, backend} | {type: "classify", id, bytes, photo}
+//        (photo: the page's id for it, under which its fc7 features are kept)
 //        | {type: "classifyRgba", id, rgba, width, height} (a camera frame)
 //        | {type: "filters", id} | {type: "explain", id, bytes, class}
-//        | {type: "example", id, bytes, class} (a teaching example: its features, now)
+//        | {type: "example", id, bytes, class, photo} (a teaching example: its features, now)
+//        | {type: "nearest", id, photo, n} (the photos nearest it in fc7: the paper's Figure 4)
 //        | {type: "clearExamples", id} | {type: "teach", id, names, epochs, seed}
 //        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
 //   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
@@ -11,7 +13,7 @@
 //        not calibrated)
 //        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
 //        | {type: "examples", id, count} | {type: "taught", id, lesson, info, ms}
-//        | {type: "done", id, info} | {type: "file", id, bytes}
+//        | {type: "done", id, info} | {type: "file", id, bytes} | {type: "nearest", id, photos}
 //        | {type: "error", id, message, fatal}
 // `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
 // new worker.
@@ -33,14 +35,16 @@ async function handle(data) {
       postMessage({ type: "loaded", backend: classifier.backend(), info: classifier.infoJson() });
     } else if (data.type === "classify") {
       const start = performance.now();
-      const answer = JSON.parse(await classifier.classifyFile(data.bytes, 5));
+      const answer = JSON.parse(await classifier.classifyFile(data.bytes, 5, data.photo));
       postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
     } else if (data.type === "classifyRgba") {
       const start = performance.now();
       const answer = JSON.parse(await classifier.classifyRgba(data.rgba, data.width, data.height, 5));
       postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
     } else if (data.type === "example") {
-      postMessage({ type: "examples", id: data.id, count: await classifier.addExample(data.bytes, data.class) });
+      postMessage({ type: "examples", id: data.id, count: await classifier.addExample(data.bytes, data.class, data.photo) });
+    } else if (data.type === "nearest") {
+      postMessage({ type: "nearest", id: data.id, photos: [...classifier.nearest(data.photo, data.n)] });
     } else if (data.type === "clearExamples") {
       classifier.clearExamples();
       postMessage({ type: "examples", id: data.id, count: 0 });

@@ -8,6 +8,8 @@ use alexnet::train::teach::TeachConfig;
 use alexnet::weights::{Precision, SavedModel};
 use burn::backend::Flex;
 
+use alexnet::neighbours::Neighbours;
+
 use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
 
@@ -30,6 +32,8 @@ pub struct Classifier {
     loaded: Vec<u8>,
     inside: Option<Inside>,
     examples: Examples,
+    /// fc7 features of every photo the page was given (classified or examples), by its id.
+    photos: Neighbours,
 }
 
 /// `{name, width, height, rgba}`, `rgba` a Uint8ClampedArray ready for `new ImageData`.
@@ -59,6 +63,7 @@ impl Classifier {
             weights,
             inside: None,
             examples: Examples::default(),
+            photos: Neighbours::default(),
         })
     }
 
@@ -75,11 +80,25 @@ impl Classifier {
 
     /// Classifies an encoded image (JPEG, PNG, GIF, WebP, BMP); returns JSON
     /// `{"top": [{"index", "label", "prob"}, ...], "out_of_classes": bool or null}`, most
-    /// likely first; `out_of_classes` is null for a model not calibrated.
+    /// likely first; `out_of_classes` is null for a model not calibrated. Its fc7 features are
+    /// kept under `photo`, if given (for `nearest`).
     #[wasm_bindgen(js_name = classifyFile)]
-    pub async fn classify_file(&self, bytes: Vec<u8>, k: usize) -> Result<String, JsError> {
-        let answer = self.engine.classify_file(&bytes, k).await.map_err(js_error)?;
+    pub async fn classify_file(
+        &mut self,
+        bytes: Vec<u8>,
+        k: usize,
+        photo: Option<u32>,
+    ) -> Result<String, JsError> {
+        let (answer, features) = self.engine.classify_file(&bytes, k).await.map_err(js_error)?;
+        if let Some(photo) = photo {
+            self.photos.keep(photo, features);
+        }
         Ok(serde_json::to_string(&answer).unwrap_or_default())
+    }
+
+    /// The ids of at most `n` photos nearest photo `photo` by fc7 distance (the paper's Figure 4).
+    pub fn nearest(&self, photo: u32, n: usize) -> Vec<u32> {
+        self.photos.nearest(photo, n)
     }
 
     /// Classifies a canvas's RGBA pixels (`getImageData().data`); same result as `classifyFile`.
@@ -94,16 +113,18 @@ impl Classifier {
         let image =
             alexnet::preprocess::from_rgba(&rgba, width, height).map_err(|e| js_error(WebError::Image(e)))?;
         let input = alexnet::preprocess::eval_transform(&image, &self.engine.info().normalization);
-        let answer = self.engine.classify_input(input, k).await.map_err(js_error)?;
+        let (answer, _) = self.engine.classify_input(input, k).await.map_err(js_error)?;
         Ok(serde_json::to_string(&answer).unwrap_or_default())
     }
 
     /// Adds an example photo (an encoded image) of class `class` for teaching: its fc7 features
-    /// are computed now, on this backend. Returns how many examples there are.
+    /// are computed now, on this backend, and kept under `photo` too (for `nearest`). Returns how
+    /// many examples there are.
     #[wasm_bindgen(js_name = addExample)]
-    pub async fn add_example(&mut self, bytes: Vec<u8>, class: usize) -> Result<usize, JsError> {
+    pub async fn add_example(&mut self, bytes: Vec<u8>, class: usize, photo: u32) -> Result<usize, JsError> {
         let features = self.engine.fc7_of_file(&bytes).await.map_err(js_error)?;
-        self.examples.add(features, class).map_err(js_error)?;
+        self.examples.add(features.clone(), class).map_err(js_error)?;
+        self.photos.keep(photo, features);
         Ok(self.examples.len())
     }
 

@@ -14,6 +14,7 @@ use burn::backend::Autodiff;
 use burn::backend::{Flex, WebGpu};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 
 /// A loaded model on one backend.
 pub enum Engine {
@@ -75,8 +76,13 @@ impl Engine {
         }
     }
 
-    /// The top `k` classes for a normalised `[3, 224, 224]` input, and whether it shows any.
-    pub async fn classify_input(&self, input: Vec<f32>, k: usize) -> Result<Classification, WebError> {
+    /// The top `k` classes for a normalised `[3, 224, 224]` input, whether it shows any, and its
+    /// fc7 features.
+    pub async fn classify_input(
+        &self,
+        input: Vec<f32>,
+        k: usize,
+    ) -> Result<(Classification, Vec<f32>), WebError> {
         match self {
             Engine::Gpu(s, device) => answer(s, input, k, device).await,
             Engine::Cpu(s) => answer(s, input, k, &Default::default()).await,
@@ -105,7 +111,11 @@ impl Engine {
     }
 
     /// Decodes an image file's bytes (refusing oversized ones) and classifies it.
-    pub async fn classify_file(&self, bytes: &[u8], k: usize) -> Result<Classification, WebError> {
+    pub async fn classify_file(
+        &self,
+        bytes: &[u8],
+        k: usize,
+    ) -> Result<(Classification, Vec<f32>), WebError> {
         let input =
             preprocess::preprocess_bytes(bytes, &self.info().normalization).map_err(WebError::Image)?;
         self.classify_input(input, k).await
@@ -117,12 +127,16 @@ async fn answer<B: Backend>(
     input: Vec<f32>,
     k: usize,
     device: &B::Device,
-) -> Result<Classification, WebError> {
-    let logits = saved.model.forward(preprocess::batch(&[input], device));
-    // WebGPU reads back asynchronously; the browser's thread must not block.
-    let data = logits.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
-    let logits = data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))?;
-    Ok(Classification::from_logits(&logits, &saved.info, k))
+) -> Result<(Classification, Vec<f32>), WebError> {
+    let fc7 = saved.model.fc7_features(preprocess::batch(&[input], device));
+    let logits = read(saved.model.last_layer(fc7.clone())).await?;
+    Ok((Classification::from_logits(&logits, &saved.info, k), read(fc7).await?))
+}
+
+/// A tensor's values. WebGPU reads back asynchronously; the browser's thread must not block.
+async fn read<B: Backend>(tensor: Tensor<B, 2>) -> Result<Vec<f32>, WebError> {
+    let data = tensor.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
+    data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))
 }
 
 async fn fc7<B: Backend>(
@@ -130,9 +144,7 @@ async fn fc7<B: Backend>(
     input: Vec<f32>,
     device: &B::Device,
 ) -> Result<Vec<f32>, WebError> {
-    let features = saved.model.fc7_features(preprocess::batch(&[input], device));
-    let data = features.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
-    data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))
+    read(saved.model.fc7_features(preprocess::batch(&[input], device))).await
 }
 
 /// What the network sees, drawn from a CPU copy of the model with autodiff (the classifier itself

@@ -377,7 +377,7 @@ function nativePredict(weights, photos) {
   return new Map(out.trim().split("\n").map((l) => JSON.parse(l)).map((l) => [path.basename(l.image), l]));
 }
 
-test("teaching: new classes from example photos, used for every photo after, exported for the trainer", { timeout: 2 * TIMEOUT }, async () => {
+test("teaching: new classes from example photos, used for every photo after, the nearest photos, exported for the trainer", { timeout: 2 * TIMEOUT }, async () => {
   const teachDir = path.join(fixtures, "teach");
   const classes = fs.readdirSync(path.join(teachDir, "train")).sort();
   // Names as a visitor types them: one carries HTML, shown as text.
@@ -432,6 +432,15 @@ test("teaching: new classes from example photos, used for every photo after, exp
       assert.deepEqual(rows.map((r) => r.label).sort(), [...names].sort(), "the taught classes, all three");
       pageAnswers.push(rows);
     }
+
+    // The paper's Figure 4: the photos given so far nearest in fc7. The same photo again is at
+    // distance 0 from its first copy.
+    await classify(page, testPhotos[0]);
+    const nearest = await page.$$eval("[data-testid=shot]:first-child [data-testid=neighbours] img", (els) => els.map((e) => e.dataset.name));
+    assert.equal(nearest.length, 5, `nearest: ${nearest}`);
+    assert.equal(nearest[0], path.basename(testPhotos[0]), `nearest: ${nearest}`);
+    const given = new Set([...testPhotos, ...classes.flatMap((c) => fs.readdirSync(path.join(teachDir, "train", c)))].map((p) => path.basename(p)));
+    assert.ok(nearest.every((n) => given.has(n)), `nearest: ${nearest}`);
 
     // The export is a weights file the trainer reads, and it answers as the page did.
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=teach-export]")]);
