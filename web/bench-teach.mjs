@@ -7,30 +7,19 @@
 //   DATA defaults to ../shared/data/imagewoof-teach; the first K photos of each class (sorted),
 //   as `trainer teach` orders them, so both teach the same layer.
 
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { chromium } from "playwright-core";
+import { serveDist } from "./serve-dist.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
 const k = Number(process.argv[2] || 30);
 const data = path.resolve(process.argv[3] || path.join(root, "../shared/data/imagewoof-teach"));
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json" };
 const LONG = 30 * 60 * 1000;
 
-const server = http.createServer((req, res) => {
-  const name = new URL(req.url, "http://x").pathname;
-  const file = path.join(dist, name === "/" ? "index.html" : name);
-  if (!file.startsWith(dist) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream" });
-  fs.createReadStream(file).pipe(res);
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const server = await serveDist(dist);
 
 const sorted = (dir) => fs.readdirSync(dir).sort();
 const classes = sorted(path.join(data, "train"));

@@ -7,29 +7,18 @@
 // The photos are not Imagenette's (those may not be committed, even inside a picture): the model
 // knows only its 10 classes, and the page says so beside a low-confidence answer.
 
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { chromium } from "playwright-core";
+import { serveDist } from "./serve-dist.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
 const photos = path.join(process.env.ALEXNET_DATA || path.join(root, "../shared/data"), "photos");
 const out = path.resolve(process.argv[2] || path.join(root, "docs/screenshot.png"));
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json", ".jpg": "image/jpeg" };
 
-const server = http.createServer((req, res) => {
-  const name = new URL(req.url, "http://x").pathname;
-  const file = path.join(dist, name === "/" ? "index.html" : name);
-  if (!file.startsWith(dist) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream" });
-  fs.createReadStream(file).pipe(res);
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const server = await serveDist(dist);
 
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-screenshot-"));
 const context = await chromium.launchPersistentContext(profile, {
