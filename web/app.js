@@ -651,6 +651,7 @@ async function main() {
     resolveModel(model);
     showStorage();
     model.filters().then((p) => $("filters").replaceChildren(canvasOf(p)), () => {});
+    await teaching.restore();
     document.body.dataset.ready = "true";
   } catch (e) {
     $("progress").hidden = true;

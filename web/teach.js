@@ -8,6 +8,20 @@ const MAX_NAME = 60;
 // Passes over the examples and the seed: `trainer teach`'s defaults, so both give the same layer.
 const EPOCHS = 30;
 const SEED = 0;
+// Where the taught model in use is kept (Cache Storage, the page's model cache) until the visitor
+// goes back to the loaded model or forgets what the page keeps.
+const KEPT = new Request(new URL("taught/model.safetensors", location.href));
+const keptCache = () => ("caches" in self ? caches.open("alexnet-models-v1") : null);
+
+async function keepTaught(bytes) {
+  const cache = await keptCache();
+  if (cache) await cache.put(KEPT, new Response(bytes));
+}
+
+async function forgetTaught() {
+  const cache = await keptCache();
+  if (cache) await cache.delete(KEPT);
+}
 
 // `model()`: the model in use (a promise); `showModel(info)`: the page shows that model's card;
 // `registerPhoto(name, url)`: the page's id for a photo (the nearest photos show examples too).
@@ -92,6 +106,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       const { lesson, info, ms } = await m.ask({ type: "teach", names: classes.map((c) => c.name), epochs: EPOCHS, seed: SEED });
       taught = true;
       showModel(JSON.parse(info));
+      await keepTaught((await m.ask({ type: "export", int8: false })).bytes);
       const how = `${lesson.classes} classes from ${lesson.examples} photos in ${(ms / 1000).toFixed(1)} s`;
       status(lesson.held_out_top1 === null
         ? `Taught ${how} (too few photos to hold some out): trained`
@@ -103,8 +118,9 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     run(async () => {
       const { info } = await (await model()).ask({ type: "useLoaded" });
       taught = false;
+      await forgetTaught();
       showModel(JSON.parse(info));
-      status("Back to the loaded model; your classes and photos are still here.");
+      status("Back to the loaded model (the taught one is no longer kept); your classes and photos are still here.");
     }));
 
   $("teach-export").addEventListener("click", () =>
@@ -118,8 +134,25 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
     }));
 
-  // Another model was loaded: its features differ, so every photo given so far is added again.
   return {
+    // A taught model kept from an earlier visit is used again (a broken one is forgotten).
+    async restore() {
+      const cache = await keptCache();
+      const kept = cache && (await cache.match(KEPT));
+      if (!kept) return;
+      try {
+        const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await kept.arrayBuffer()) });
+        const parsed = JSON.parse(info);
+        taught = true;
+        showModel(parsed);
+        $("teach-panel").hidden = false;
+        status(`Your taught model (${parsed.labels.map((l) => l.name).join(", ")}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
+      } catch (e) {
+        await forgetTaught();
+        status(`The taught model kept in this browser could not be used (${e.message || e}); it is forgotten.`);
+      }
+    },
+    // Another model was loaded: its features differ, so every photo given so far is added again.
     async modelChanged() {
       taught = false;
       await run(async () => {

@@ -8,6 +8,7 @@
 //        | {type: "nearest", id, photo, n} (the photos nearest it in fc7: the paper's Figure 4)
 //        | {type: "clearExamples", id} | {type: "teach", id, names, epochs, seed}
 //        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
+//        | {type: "useWeights", id, bytes} (a kept taught model)
 //   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
 //        (outOfClasses: whether the photo shows none of the model's classes; null for a model
 //        not calibrated)
@@ -52,8 +53,8 @@ async function handle(data) {
       const start = performance.now();
       const lesson = JSON.parse(await classifier.teach(data.names, data.epochs, BigInt(data.seed)));
       postMessage({ type: "taught", id: data.id, lesson, info: classifier.infoJson(), ms: performance.now() - start });
-    } else if (data.type === "useLoaded") {
-      await classifier.useLoaded();
+    } else if (data.type === "useLoaded" || data.type === "useWeights") {
+      await (data.type === "useLoaded" ? classifier.useLoaded() : classifier.useWeights(data.bytes));
       postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
     } else if (data.type === "export") {
       const bytes = classifier.exportWeights(data.int8);

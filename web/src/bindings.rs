@@ -144,6 +144,14 @@ impl Classifier {
         Ok(serde_json::to_string(&lesson).unwrap_or_default())
     }
 
+    /// Uses a weights file's bytes from now on, on this backend (a taught model the page kept);
+    /// `useLoaded` still returns to the model as loaded. The model in use stays when the file
+    /// fails to load.
+    #[wasm_bindgen(js_name = useWeights)]
+    pub async fn use_weights(&mut self, bytes: Vec<u8>) -> Result<(), JsError> {
+        self.switch_to(bytes).await
+    }
+
     /// Back to the model as loaded (the examples stay).
     #[wasm_bindgen(js_name = useLoaded)]
     pub async fn use_loaded(&mut self) -> Result<(), JsError> {

@@ -453,10 +453,17 @@ test("teaching: new classes from example photos, used for every photo after, the
       pageAnswers[i].forEach((r, k) => assert.ok(Math.abs(r.prob - want[k].prob) <= 1e-3, `${photo}: p=${r.prob} native ${want[k].prob}`));
     });
 
+    // The taught model is kept in the browser: a reload brings it back.
+    await visit(page, "?backend=cpu");
+    assert.match(await page.textContent("[data-testid=model-card]"), /3 classes/);
+    assert.match(await status(), /^Your taught model \(first breed, <b>second<\/b> breed, third breed\) is back/);
+
     // Back to the loaded model, then that export loaded from a file: the taught names again.
     await page.click("[data-testid=teach-reset]");
     await page.waitForFunction(() => /^Back to the loaded model/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
     assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/);
+    await visit(page, "?backend=cpu");
+    assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/, "going back forgot the kept model");
     await page.setInputFiles("[data-testid=model-file]", path.join(fixtures, "truncated-model.safetensors"));
     await page.waitForFunction(() => /cannot be used/.test(document.querySelector("[data-testid=error]").textContent), null, { timeout: TIMEOUT });
     assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/, "a broken file leaves the model in use");
