@@ -70,30 +70,69 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     input.multiple = true;
     input.dataset.testid = "teach-examples";
     input.setAttribute("aria-label", `example photos of ${name}`);
-    row.append(label, count, input);
+    const hold = document.createElement("button");
+    hold.type = "button";
+    hold.textContent = "Hold to add camera frames";
+    hold.dataset.testid = "teach-camera";
+    row.append(label, count, input, document.createTextNode(" "), hold);
     $("teach-classes").append(row);
     const entry = { name, photos: [], count };
     classes.push(entry);
     input.addEventListener("change", () => {
       const files = [...input.files];
       input.value = "";
-      for (const file of files) run(() => addExample(entry, index, file));
+      for (const file of files) run(async () => addExample(entry, index, file.name, new Uint8Array(await file.arrayBuffer())));
     });
+    holdForFrames(hold, (name, bytes) => run(() => addExample(entry, index, name, bytes)));
   }
 
-  async function addExample(entry, index, file) {
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const photo = registerPhoto(file.name, URL.createObjectURL(file));
+  async function addExample(entry, index, name, bytes) {
+    const photo = registerPhoto(name, URL.createObjectURL(new Blob([bytes])));
     try {
       await (await model()).ask({ type: "example", bytes: bytes.slice(), class: index, photo });
     } catch (e) {
-      status(`${file.name}: ${e.message || e} (not added)`);
+      status(`${name}: ${e.message || e} (not added)`);
       return;
     }
     entry.photos.push({ bytes, photo });
     const n = entry.photos.length;
     entry.count.textContent = ` · ${n} photo${n === 1 ? "" : "s"} · `;
-    status(`${file.name} added to “${entry.name}”.`);
+    status(`${name} added to “${entry.name}”.`);
+  }
+
+  // While `button` is held, a frame of the running camera every quarter second (at most one
+  // waiting at a time), as a JPEG, goes to `add(name, bytes)`.
+  let frames = 0;
+  function holdForFrames(button, add) {
+    let timer = null;
+    let waiting = false;
+    const grab = async () => {
+      const video = $("video");
+      if (waiting || !video.videoWidth) return;
+      waiting = true;
+      try {
+        const canvas = document.createElement("canvas");
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        canvas.getContext("2d").drawImage(video, 0, 0);
+        const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+        frames += 1;
+        await add(`camera frame ${frames}`, new Uint8Array(await blob.arrayBuffer()));
+      } finally {
+        waiting = false;
+      }
+    };
+    button.addEventListener("pointerdown", () => {
+      const stream = $("video").srcObject;
+      if (!stream || !stream.active) return status("Start the camera first (“Use the camera”), then hold this button.");
+      grab();
+      timer = setInterval(grab, 250);
+    });
+    const release = () => {
+      clearInterval(timer);
+      timer = null;
+    };
+    for (const type of ["pointerup", "pointerleave", "pointercancel"]) button.addEventListener(type, release);
   }
 
   $("teach-train").addEventListener("click", () =>

@@ -221,13 +221,29 @@ test("WebGPU agrees with native, bad files give errors, no stray requests", { ti
   }
 });
 
-test("the camera classifies frame after frame", { timeout: TIMEOUT }, async () => {
+test("the camera classifies frame after frame, and gives a class examples while a button is held", { timeout: TIMEOUT }, async () => {
   const { context, page } = await openPage({ webgpu: false, camera: true });
+  const holdFor = async (ms) => {
+    await page.hover("[data-testid=teach-camera]");
+    await page.mouse.down();
+    await page.waitForTimeout(ms);
+    await page.mouse.up();
+  };
   try {
+    await page.click("[data-testid=teach-open]");
+    await page.fill("[data-testid=teach-class-name]", "my desk");
+    await page.press("[data-testid=teach-class-name]", "Enter");
+    await holdFor(100);
+    assert.match(await page.textContent("[data-testid=teach-status]"), /^Start the camera first/);
     await page.click("[data-testid=camera]");
     await page.waitForFunction(() => /frames\/s/.test(document.querySelector("[data-testid=camera-fps]").textContent), null, { timeout: TIMEOUT });
     assert.equal(await page.$$eval("[data-testid=camera-top] li", (els) => els.length), 5);
     console.log(`camera: ${await page.textContent("[data-testid=camera-fps]")}`);
+    await holdFor(1000);
+    await page.waitForFunction(() => /added to “my desk”/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    const count = await page.textContent(".teach-classes li .meta");
+    assert.match(count, / [1-9][0-9]* photos? /, `frames added while held: ${count}`);
+    console.log(`camera frames added in a 1 s hold: ${count.trim()}`);
     await page.click("[data-testid=camera]");
     assert.equal(await page.textContent("[data-testid=camera]"), "Use the camera");
   } finally {
