@@ -1,7 +1,8 @@
 // Teaching the model new classes: the visitor names classes and gives each example photos; the
 // worker computes each photo's fc7 features as it arrives and, on "Teach", trains a new last layer
-// with the library's teaching (the same code as `trainer teach`). The photos stay here (in memory)
-// so that another model can be taught from them too. Every name is shown as text, never HTML.
+// with the library's teaching (the same code as `trainer teach`). The photos stay here as the
+// browser's File objects (read again only when another model is loaded, so that a large folder
+// is not held in memory). Every name is shown as text, never HTML.
 
 const $ = (id) => document.getElementById(id);
 const MAX_NAME = 60;
@@ -26,7 +27,7 @@ async function forgetTaught() {
 // `model()`: the model in use (a promise); `showModel(info)`: the page shows that model's card;
 // `registerPhoto(name, url)`: the page's id for a photo (the nearest photos show examples too).
 export function setupTeaching({ model, showModel, registerPhoto }) {
-  const classes = []; // {name, photos: [{bytes, photo}], count}
+  const classes = []; // {name, index, photos: [{source: a File or Blob, photo}], count}
   let busy = Promise.resolve();
   let taught = false;
   const status = (text) => {
@@ -43,16 +44,48 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     if (!$("teach-panel").hidden) $("teach-class-name").focus();
   });
 
+  // Why a name cannot be a new class, or null.
+  const refusal = (name) => {
+    if (!name) return "A class needs a name.";
+    if (name.length > MAX_NAME) return `A class name has at most ${MAX_NAME} characters.`;
+    if (classes.some((c) => c.name === name)) return `There is already a class named “${name}”.`;
+    return null;
+  };
+
   $("teach-class-name").addEventListener("keydown", (e) => {
     if (e.key !== "Enter") return;
     e.preventDefault();
     const name = e.target.value.trim();
-    if (!name) return status("A class needs a name.");
-    if (name.length > MAX_NAME) return status(`A class name has at most ${MAX_NAME} characters.`);
-    if (classes.some((c) => c.name === name)) return status(`There is already a class named “${name}”.`);
+    const refused = refusal(name);
+    if (refused) return status(refused);
     e.target.value = "";
     addClass(name);
     status(`Class “${name}” added: give it example photos.`);
+  });
+
+  // A folder in the trainer's layout: one subfolder of photos per class (or train/ holding them;
+  // val/ and test/ are for scoring and are left out). Classes of the same name get the photos.
+  $("teach-folder").addEventListener("change", (e) => {
+    const files = [...e.target.files];
+    e.target.value = "";
+    const { byClass, skipped } = classFolders(files);
+    if (!byClass.size) return status("That folder has no class subfolders with photos: it needs one subfolder of photos per class.");
+    const accepted = [];
+    for (const [name, photos] of byClass) {
+      const entry = classes.find((c) => c.name === name) || (refusal(name) ? null : addClass(name));
+      if (entry) accepted.push([entry, photos]);
+      else run(async () => status(`Folder “${name}” left out: ${refusal(name)}`));
+    }
+    const total = accepted.reduce((n, [, photos]) => n + photos.length, 0);
+    let place = 0;
+    for (const [entry, photos] of accepted) {
+      for (const file of photos) {
+        place += 1;
+        const progress = `${place} of ${total}`;
+        run(() => addExample(entry, file.name, file, progress));
+      }
+    }
+    if (skipped) run(async () => status(`${skipped} file${skipped === 1 ? "" : "s"} of that folder are not photos or lie outside class subfolders: left out.`));
   });
 
   function addClass(name) {
@@ -76,32 +109,35 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     hold.dataset.testid = "teach-camera";
     row.append(label, count, input, document.createTextNode(" "), hold);
     $("teach-classes").append(row);
-    const entry = { name, photos: [], count };
+    const entry = { name, index, photos: [], count };
     classes.push(entry);
     input.addEventListener("change", () => {
       const files = [...input.files];
       input.value = "";
-      for (const file of files) run(async () => addExample(entry, index, file.name, new Uint8Array(await file.arrayBuffer())));
+      for (const file of files) run(() => addExample(entry, file.name, file));
     });
-    holdForFrames(hold, (name, bytes) => run(() => addExample(entry, index, name, bytes)));
+    holdForFrames(hold, (name, blob) => run(() => addExample(entry, name, blob)));
+    return entry;
   }
 
-  async function addExample(entry, index, name, bytes) {
-    const photo = registerPhoto(name, URL.createObjectURL(new Blob([bytes])));
+  // `source`: a File or Blob; `progress`: "n of N" for a folder's photos.
+  async function addExample(entry, name, source, progress = "") {
+    const photo = registerPhoto(name, URL.createObjectURL(source));
     try {
-      await (await model()).ask({ type: "example", bytes: bytes.slice(), class: index, photo });
+      const bytes = new Uint8Array(await source.arrayBuffer());
+      await (await model()).ask({ type: "example", bytes, class: entry.index, photo });
     } catch (e) {
       status(`${name}: ${e.message || e} (not added)`);
       return;
     }
-    entry.photos.push({ bytes, photo });
+    entry.photos.push({ source, photo });
     const n = entry.photos.length;
     entry.count.textContent = ` · ${n} photo${n === 1 ? "" : "s"} · `;
-    status(`${name} added to “${entry.name}”.`);
+    status(`${name} added to “${entry.name}”${progress ? ` (${progress})` : ""}.`);
   }
 
   // While `button` is held, a frame of the running camera every quarter second (at most one
-  // waiting at a time), as a JPEG, goes to `add(name, bytes)`.
+  // waiting at a time), as a JPEG Blob, goes to `add(name, blob)`.
   let frames = 0;
   function holdForFrames(button, add) {
     let timer = null;
@@ -117,7 +153,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
         canvas.getContext("2d").drawImage(video, 0, 0);
         const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
         frames += 1;
-        await add(`camera frame ${frames}`, new Uint8Array(await blob.arrayBuffer()));
+        await add(`camera frame ${frames}`, blob);
       } finally {
         waiting = false;
       }
@@ -196,10 +232,33 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       taught = false;
       await run(async () => {
         const m = await model();
-        for (const [index, entry] of classes.entries()) {
-          for (const { bytes, photo } of entry.photos) await m.ask({ type: "example", bytes: bytes.slice(), class: index, photo });
+        for (const entry of classes) {
+          for (const { source, photo } of entry.photos) {
+            await m.ask({ type: "example", bytes: new Uint8Array(await source.arrayBuffer()), class: entry.index, photo });
+          }
         }
       });
     },
   };
+}
+
+const PHOTO = /\.(jpe?g|png|gif|webp|bmp)$/i;
+
+// A picked folder's photos by class: the subfolder right under it (or under its train/), by
+// name; `skipped`: files that are not photos or lie outside class subfolders.
+function classFolders(files) {
+  const byClass = new Map();
+  let skipped = 0;
+  for (const file of files) {
+    const dirs = (file.webkitRelativePath || file.name).split("/").slice(1, -1);
+    const name = (dirs[0] === "train" ? dirs[1] : dirs[0])?.trim();
+    if (!name || dirs[0] === "val" || dirs[0] === "test" || !PHOTO.test(file.name)) {
+      skipped += 1;
+      continue;
+    }
+    if (!byClass.has(name)) byClass.set(name, []);
+    byClass.get(name).push(file);
+  }
+  for (const photos of byClass.values()) photos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { byClass: new Map([...byClass].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), skipped };
 }

@@ -487,6 +487,17 @@ test("teaching: new classes from example photos, used for every photo after, the
     await page.waitForFunction(() => /3 classes/.test(document.querySelector("[data-testid=model-card]").textContent), null, { timeout: TIMEOUT });
     const { rows } = await classify(page, testPhotos[0]);
     assert.deepEqual(rows.map((r) => r.label), pageAnswers[0].map((r) => r.label));
+
+    // A folder in the trainer's layout: its class subfolders under train/ become classes with
+    // their photos, val/ is left out; a folder of photos without subfolders is refused.
+    await page.click("[data-testid=teach-open]");
+    await page.setInputFiles("[data-testid=teach-folder]", teachDir);
+    await page.waitForFunction(() => /left out\.$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    assert.match(await status(), /^3 files of that folder are not photos or lie outside class subfolders/);
+    const rowsByClass = await page.$$eval(".teach-classes li", (els) => els.map((e) => e.querySelector(".teach-name").textContent + e.querySelector(".meta").textContent));
+    assert.deepEqual(rowsByClass, classes.map((c) => `${c} · 5 photos · `));
+    await page.setInputFiles("[data-testid=teach-folder]", path.join(fixtures, "shipped"));
+    await page.waitForFunction(() => /no class subfolders/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
   } finally {
     await context.close();
   }
