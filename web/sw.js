@@ -3,12 +3,13 @@
 // first requests may come before it controls them), then answers network-first (a new version is
 // picked up at once) with the cache as the fallback. The model's weights are app.js's to cache,
 // once they have loaded.
-const CACHE = "alexnet-page-v3";
+const CACHE = "alexnet-page-v4";
 const PAGE = [
   "./",
   "index.html",
   "app.js",
   "teach.js",
+  "model.js",
   "worker.js",
   "style.css",
   "alexnet-web.js",

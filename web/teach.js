@@ -4,6 +4,8 @@
 // browser's File objects (read again only when another model is loaded, so that a large folder
 // is not held in memory). Every name is shown as text, never HTML.
 
+import { CACHE_NAME } from "./model.js";
+
 const $ = (id) => document.getElementById(id);
 const MAX_NAME = 60;
 // Passes over the examples and the seed: `trainer teach`'s defaults, so both give the same layer.
@@ -12,7 +14,7 @@ const SEED = 0;
 // Where the taught model in use is kept (Cache Storage, the page's model cache) until the visitor
 // goes back to the loaded model or forgets what the page keeps.
 const KEPT = new Request(new URL("taught/model.safetensors", location.href));
-const keptCache = () => ("caches" in self ? caches.open("alexnet-models-v1") : null);
+const keptCache = () => ("caches" in self ? caches.open(CACHE_NAME) : null);
 
 async function keepTaught(bytes) {
   const cache = await keptCache();
