@@ -432,6 +432,18 @@ impl<B: Backend> AlexNet<B> {
         self.fc6_fc7(self.features(images))
     }
 
+    /// The same network with a fresh last layer for `classes` classes, drawn as every preset
+    /// draws fc8 (N(0, 0.01), biases 0): the start of fine-tuning on other classes.
+    pub fn with_new_classes(self, classes: usize) -> Self {
+        let [inputs, _] = self.fc8.weight.dims();
+        let device = self.fc8.weight.device();
+        let fc8 = LinearConfig::new(inputs, classes)
+            .with_initializer(Initializer::Normal { mean: 0.0, std: 0.01 })
+            .init(&device);
+        let fc8 = Linear { bias: constant_bias(fc8.bias, 0.0), ..fc8 };
+        self.with_last_layer(fc8)
+    }
+
     /// The same network with `fc8` as its last layer (a taught one, for other classes).
     pub fn with_last_layer(self, fc8: Linear<B>) -> Self {
         Self { fc8, ..self }

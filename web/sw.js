@@ -3,13 +3,14 @@
 // first requests may come before it controls them), then answers network-first (a new version is
 // picked up at once) with the cache as the fallback. The model's weights are app.js's to cache,
 // once they have loaded.
-const CACHE = "alexnet-page-v4";
+const CACHE = "alexnet-page-v5";
 const PAGE = [
   "./",
   "index.html",
   "app.js",
   "teach.js",
   "model.js",
+  "live.js",
   "worker.js",
   "style.css",
   "alexnet-web.js",

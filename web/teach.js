@@ -4,6 +4,7 @@
 // browser's File objects (read again only when another model is loaded, so that a large folder
 // is not held in memory). Every name is shown as text, never HTML.
 
+import { setupLive } from "./live.js";
 import { CACHE_NAME } from "./model.js";
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +41,8 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     busy = busy.then(job).catch((e) => status(String(e.message || e)));
     return busy;
   };
+
+  setupLive({ model, classes: () => classes, showModel, run });
 
   $("teach-open").addEventListener("click", () => {
     $("teach-panel").hidden = !$("teach-panel").hidden;

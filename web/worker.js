@@ -9,12 +9,15 @@
 //        | {type: "clearExamples", id} | {type: "teach", id, names, epochs, seed}
 //        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
 //        | {type: "useWeights", id, bytes} (a kept taught model)
+//        | {type: "liveStart", id, names, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
+//        | {type: "liveStep", id} | {type: "liveFilters", id} | {type: "liveEnd", id, keep}
 //   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
 //        (outOfClasses: whether the photo shows none of the model's classes; null for a model
 //        not calibrated)
 //        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
 //        | {type: "examples", id, count} | {type: "taught", id, lesson, info, ms}
 //        | {type: "done", id, info} | {type: "file", id, bytes} | {type: "nearest", id, photos}
+//        | {type: "live", id, progress} (null once done; from liveStart, liveAdd: {count})
 //        | {type: "error", id, message, fatal}
 // `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
 // new worker.
@@ -59,6 +62,19 @@ async function handle(data) {
     } else if (data.type === "export") {
       const bytes = classifier.exportWeights(data.int8);
       postMessage({ type: "file", id: data.id, bytes }, [bytes.buffer]);
+    } else if (data.type === "liveStart") {
+      classifier.liveStart(data.names, data.fromScratch, data.epochs);
+      postMessage({ type: "live", id: data.id, count: 0 });
+    } else if (data.type === "liveAdd") {
+      postMessage({ type: "live", id: data.id, count: classifier.liveAdd(data.bytes, data.class) });
+    } else if (data.type === "liveStep") {
+      postMessage({ type: "live", id: data.id, progress: JSON.parse(classifier.liveStep()) });
+    } else if (data.type === "liveFilters") {
+      const picture = classifier.liveFilters();
+      postMessage({ type: "pictures", id: data.id, pictures: [picture] }, [picture.rgba.buffer]);
+    } else if (data.type === "liveEnd") {
+      await classifier.liveEnd(data.keep);
+      postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
     } else if (data.type === "filters" || data.type === "explain") {
       const pictures = data.type === "filters" ? [classifier.filters()] : classifier.explain(data.bytes, data.class);
       postMessage({ type: "pictures", id: data.id, pictures: [...pictures] }, [...pictures].map((p) => p.rgba.buffer));

@@ -99,7 +99,7 @@ fn fit_layer<B: AutodiffBackend>(
 
 /// Every fifth example of each class held out (by its place among its class's examples), when
 /// every class has at least [`HELD_OUT_FROM`]: (the rest, the held out).
-fn held_out_split(labels: &[usize], classes: usize) -> Option<(Vec<usize>, Vec<usize>)> {
+pub fn held_out_split(labels: &[usize], classes: usize) -> Option<(Vec<usize>, Vec<usize>)> {
     let mut seen = vec![0usize; classes];
     let (mut fit, mut held) = (Vec::new(), Vec::new());
     for (row, &class) in labels.iter().enumerate() {

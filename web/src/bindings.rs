@@ -10,6 +10,7 @@ use burn::backend::Flex;
 
 use alexnet::neighbours::Neighbours;
 
+use crate::live::{LiveTraining, Start};
 use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
 
@@ -34,6 +35,8 @@ pub struct Classifier {
     examples: Examples,
     /// fc7 features of every photo the page was given (classified or examples), by its id.
     photos: Neighbours,
+    /// A live training run of the whole network, between its batches.
+    live: Option<LiveTraining>,
 }
 
 /// `{name, width, height, rgba}`, `rgba` a Uint8ClampedArray ready for `new ImageData`.
@@ -64,6 +67,7 @@ impl Classifier {
             inside: None,
             examples: Examples::default(),
             photos: Neighbours::default(),
+            live: None,
         })
     }
 
@@ -167,6 +171,55 @@ impl Classifier {
         saved.to_bytes(precision).map_err(|e| js_error(WebError::Weights(e)))
     }
 
+    /// Starts a live training run for the classes `names`: the loaded model fine-tuned with a new
+    /// last layer, or (`from_scratch`) a new AlexNet at width 0.125; `epochs` passes, cosine.
+    #[wasm_bindgen(js_name = liveStart)]
+    pub fn live_start(
+        &mut self,
+        names: Vec<String>,
+        from_scratch: bool,
+        epochs: usize,
+    ) -> Result<(), JsError> {
+        let start = if from_scratch { Start::Scratch(0.125) } else { Start::FineTune(self.loaded.clone()) };
+        self.live = Some(LiveTraining::new(start, &names, epochs).map_err(js_error)?);
+        Ok(())
+    }
+
+    /// Adds a photo of class `class` to the live run; returns how many it has.
+    #[wasm_bindgen(js_name = liveAdd)]
+    pub fn live_add(&mut self, bytes: Vec<u8>, class: usize) -> Result<usize, JsError> {
+        self.live_run()?.add(&bytes, class).map_err(js_error)
+    }
+
+    /// One batch of the live run: JSON `{epoch, epochs, batch, batches, epoch_end: null or
+    /// {loss, top1, held_out_top1, lr}}`, or `null` once it is done.
+    #[wasm_bindgen(js_name = liveStep)]
+    pub fn live_step(&mut self) -> Result<String, JsError> {
+        let progress = self.live_run()?.step().map_err(js_error)?;
+        Ok(serde_json::to_string(&progress).unwrap_or_default())
+    }
+
+    /// conv1's filters of the live run's model, as they are now.
+    #[wasm_bindgen(js_name = liveFilters)]
+    pub fn live_filters(&mut self) -> Result<JsValue, JsError> {
+        let filters = self.live_run()?.filters();
+        picture("conv1 filters", filters)
+    }
+
+    /// Ends the live run; with `keep`, its model is used from now on.
+    #[wasm_bindgen(js_name = liveEnd)]
+    pub async fn live_end(&mut self, keep: bool) -> Result<(), JsError> {
+        let weights = match (&self.live, keep) {
+            (Some(live), true) => Some(live.weights().map_err(js_error)?),
+            _ => None,
+        };
+        self.live = None;
+        match weights {
+            Some(weights) => self.switch_to(weights).await,
+            None => Ok(()),
+        }
+    }
+
     /// conv1's learned filters as one picture (the paper's Figure 3).
     pub fn filters(&mut self) -> Result<JsValue, JsError> {
         let filters = self.inside()?.filters();
@@ -186,6 +239,10 @@ impl Classifier {
 }
 
 impl Classifier {
+    fn live_run(&mut self) -> Result<&mut LiveTraining, JsError> {
+        self.live.as_mut().ok_or_else(|| JsError::new("no live training run: start one first"))
+    }
+
     /// Uses `weights` from now on, on the same backend.
     async fn switch_to(&mut self, weights: Vec<u8>) -> Result<(), JsError> {
         self.engine = self.engine.reload(weights.clone()).await.map_err(js_error)?;

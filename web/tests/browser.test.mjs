@@ -502,3 +502,45 @@ test("teaching: new classes from example photos, used for every photo after, the
     await context.close();
   }
 });
+
+test("live training: the whole network on the teaching photos, fine-tuned and from scratch", { timeout: 2 * TIMEOUT }, async () => {
+  const teachDir = path.join(fixtures, "teach");
+  const { context, page } = await launch();
+  try {
+    await visit(page, "?backend=cpu");
+    await page.click("[data-testid=teach-open]");
+    await page.setInputFiles("[data-testid=teach-folder]", teachDir);
+    await page.waitForFunction(() => /left out\.$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    const liveStatus = () => page.textContent("[data-testid=live-status]");
+    const trainLive = async (mode, epochs) => {
+      await page.selectOption("[data-testid=live-mode]", mode);
+      await page.fill("[data-testid=live-epochs]", String(epochs));
+      const started = Date.now();
+      await page.click("[data-testid=live-train]");
+      await page.waitForFunction(() => /in use now$/.test(document.querySelector("[data-testid=live-status]").textContent), null, { timeout: TIMEOUT });
+      const history = JSON.parse(await page.getAttribute("[data-testid=live-curves]", "data-history"));
+      console.log(`live training (${mode}, ${epochs} epochs of 12 photos, 3 held out): ${Date.now() - started} ms; loss ${history.map((e) => e.loss.toFixed(3)).join(" ")}; held out ${history.map((e) => e.held_out_top1).join(" ")}`);
+      return history;
+    };
+    // One batch per epoch here: the loss of single batches is noisy, so the first four epochs'
+    // mean against the last four's.
+    const tuned = await trainLive("fine-tune", 24);
+    assert.equal(tuned.length, 24);
+    const mean = (epochs) => epochs.reduce((sum, e) => sum + e.loss, 0) / epochs.length;
+    assert.ok(mean(tuned.slice(-4)) < mean(tuned.slice(0, 4)), `the loss fell: ${tuned.map((e) => e.loss.toFixed(3))}`);
+    assert.ok(tuned.every((e) => e.held_out_top1 !== null), "every fifth photo held out and scored");
+    assert.match(await liveStatus(), /^Trained 24 epochs: loss [0-9.]+; the trained model is in use now$/);
+    assert.match(await page.textContent("[data-testid=model-card]"), /3 classes/);
+    const filters = await page.$eval("[data-testid=live-filters] canvas", (c) => [c.width, c.height]);
+    assert.deepEqual(filters, [12 * 12 + 1, 2 * 12 + 1], "the fine-tuned model's 24 conv1 filters");
+    const { rows, error } = await classify(page, path.join(teachDir, "val", fs.readdirSync(path.join(teachDir, "val")).sort()[0], fs.readdirSync(path.join(teachDir, "val", fs.readdirSync(path.join(teachDir, "val")).sort()[0]))[0]));
+    assert.equal(error, "");
+    assert.equal(rows.length, 3, "the trained model's three classes");
+
+    const scratch = await trainLive("scratch", 2);
+    assert.equal(scratch.length, 2);
+    assert.ok(scratch.every((e) => Number.isFinite(e.loss)), `finite losses: ${scratch.map((e) => e.loss)}`);
+  } finally {
+    await context.close();
+  }
+});
