@@ -24,7 +24,6 @@ export function setupLive({ model, classes, showModel, run }) {
     live.paused = !live.paused;
     $("live-pause").textContent = live.paused ? "Resume" : "Pause";
     if (!live.paused && live.resume) live.resume();
-    if (live.paused) status(`${$("live-status").textContent.replace(/ · paused$/, "")} · paused`);
   });
   $("live-stop").addEventListener("click", () => {
     if (!live) return;
@@ -34,47 +33,52 @@ export function setupLive({ model, classes, showModel, run }) {
 
   $("live-train").addEventListener("click", () => {
     status("Waiting for the teaching queue…");
-    return run(async () => {
-      const given = classes();
-      if (given.length < 2) return status("Add at least two classes, each with example photos.");
-      const empty = given.find((c) => c.photos.length === 0);
-      if (empty) return status(`“${empty.name}” has no example photos yet.`);
-      const epochs = Math.max(1, Math.min(500, Math.round(Number($("live-epochs").value) || 10)));
-      const m = await model();
-      await m.ask({ type: "liveStart", names: given.map((c) => c.name), fromScratch: $("live-mode").value === "scratch", epochs });
-      const total = given.reduce((n, c) => n + c.photos.length, 0);
-      let added = 0;
-      for (const entry of given) {
-        for (const { source } of entry.photos) {
-          await m.ask({ type: "liveAdd", bytes: new Uint8Array(await source.arrayBuffer()), class: entry.index });
-          added += 1;
-          if (added % 10 === 0 || added === total) status(`Preparing the photos: ${added} of ${total}`);
-        }
-      }
-      live = { paused: false, stopped: false, resume: null };
-      buttons(true);
-      $("live-curves").parentElement.hidden = false;
-      const history = [];
-      try {
-        await train(m, history);
-        const { info } = await m.ask({ type: "liveEnd", keep: true });
-        showModel(JSON.parse(info));
-        const last = history[history.length - 1];
-        status(`Trained ${history.length} epoch${history.length === 1 ? "" : "s"}${last ? `: loss ${last.loss.toFixed(3)}` : ""}; the trained model is in use now`);
-      } finally {
-        live = null;
-        buttons(false);
-      }
-    });
+    return run(() => liveRun().catch((e) => status(`Live training stopped: ${e.message || e}`)));
   });
+
+  async function liveRun() {
+    const given = classes();
+    if (given.length < 2) return status("Add at least two classes, each with example photos.");
+    const empty = given.find((c) => c.photos.length === 0);
+    if (empty) return status(`“${empty.name}” has no example photos yet.`);
+    const epochs = Math.max(1, Math.min(500, Math.round(Number($("live-epochs").value) || 10)));
+    const m = await model();
+    await m.ask({ type: "liveStart", names: given.map((c) => c.name), fromScratch: $("live-mode").value === "scratch", epochs });
+    const total = given.reduce((n, c) => n + c.photos.length, 0);
+    let added = 0;
+    for (const entry of given) {
+      for (const { source } of entry.photos) {
+        await m.ask({ type: "liveAdd", bytes: new Uint8Array(await source.arrayBuffer()), class: entry.index });
+        added += 1;
+        if (added % 10 === 0 || added === total) status(`Preparing the photos: ${added} of ${total}`);
+      }
+    }
+    live = { paused: false, stopped: false, resume: null };
+    buttons(true);
+    $("live-curves").parentElement.hidden = false;
+    const history = [];
+    try {
+      await train(m, history);
+      const { info } = await m.ask({ type: "liveEnd", keep: true });
+      showModel(JSON.parse(info));
+      const last = history[history.length - 1];
+      status(`Trained ${history.length} epoch${history.length === 1 ? "" : "s"}${last ? `: loss ${last.loss.toFixed(3)}` : ""}; the trained model is in use now`);
+    } finally {
+      live = null;
+      buttons(false);
+    }
+  }
 
   async function train(m, history) {
     const started = performance.now();
     let images = 0;
     while (!live.stopped) {
       if (live.paused) {
+        const where = $("live-status").textContent;
+        status(`${where} · paused`);
         await new Promise((resolve) => (live.resume = resolve));
         live.resume = null;
+        status(where);
         continue;
       }
       const { progress } = await m.ask({ type: "liveStep" });

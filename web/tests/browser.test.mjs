@@ -540,6 +540,23 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     const scratch = await trainLive("scratch", 2);
     assert.equal(scratch.length, 2);
     assert.ok(scratch.every((e) => Number.isFinite(e.loss)), `finite losses: ${scratch.map((e) => e.loss)}`);
+
+    // Paused (no batch runs), resumed, then stopped early: the model trained so far is in use.
+    await page.fill("[data-testid=live-epochs]", "200");
+    await page.click("[data-testid=live-train]");
+    const statusMatches = (pattern) => page.waitForFunction((p) => new RegExp(p).test(document.querySelector("[data-testid=live-status]").textContent), pattern.source, { timeout: TIMEOUT });
+    await statusMatches(/^Epoch 2 of 200/);
+    await page.click("[data-testid=live-pause]");
+    await statusMatches(/ · paused$/);
+    const pausedAt = await liveStatus();
+    await page.waitForTimeout(1000);
+    assert.equal(await liveStatus(), pausedAt, "a batch ran while paused");
+    await page.click("[data-testid=live-pause]");
+    await statusMatches(/^Epoch [0-9]+ of 200, batch .*images\/s$/);
+    await page.click("[data-testid=live-stop]");
+    await statusMatches(/in use now$/);
+    const [, epochsDone] = (await liveStatus()).match(/^Trained ([0-9]+) epochs?/);
+    assert.ok(Number(epochsDone) >= 1 && Number(epochsDone) < 200, `stopped after ${epochsDone} epochs`);
   } finally {
     await context.close();
   }
