@@ -1,7 +1,7 @@
 // The page: starts the model (model.js) with a progress bar, shows its card, and classifies
 // dropped, chosen or pasted images and camera frames; teaching is teach.js's.
 import { setupTeaching } from "./teach.js";
-import { MANIFEST_URL, Model, chooseBackend, fetchCheck, fetchWeights, startModel } from "./model.js";
+import { MANIFEST_URL, Model, chooseBackend, fetchCheck, fetchWeights, figureOf, startModel } from "./model.js";
 
 const params = new URLSearchParams(location.search);
 
@@ -108,17 +108,6 @@ function newShot(file) {
   return { shot, img, body };
 }
 
-function canvasOf(picture) {
-  const canvas = document.createElement("canvas");
-  canvas.width = picture.width;
-  canvas.height = picture.height;
-  canvas.getContext("2d").putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
-  const figure = document.createElement("figure");
-  const caption = document.createElement("figcaption");
-  caption.textContent = picture.name;
-  figure.append(canvas, caption);
-  return figure;
-}
 
 // A button under an image's top 5: what the network looked at, and what each layer saw.
 function insideButton(body, bytes, top) {
@@ -135,7 +124,7 @@ function insideButton(body, bytes, top) {
       const inside = document.createElement("div");
       inside.className = "inside";
       inside.dataset.testid = "inside";
-      inside.append(...pictures.map(canvasOf));
+      inside.append(...pictures.map(figureOf));
       button.replaceWith(inside);
     } catch (e) {
       button.textContent = `Could not look inside: ${e.message || e}`;
@@ -370,7 +359,7 @@ async function loadModelFile(file, teaching) {
   model.backendName = loaded.backend;
   activeModel = model;
   showModel(JSON.parse(loaded.info));
-  model.filters().then((p) => $("filters").replaceChildren(canvasOf(p)), () => {});
+  model.filters().then((p) => $("filters").replaceChildren(figureOf(p)), () => {});
   await teaching.modelChanged();
 }
 
@@ -420,7 +409,7 @@ async function main() {
     activeModel = model;
     resolveModel(model);
     showStorage();
-    model.filters().then((p) => $("filters").replaceChildren(canvasOf(p)), () => {});
+    model.filters().then((p) => $("filters").replaceChildren(figureOf(p)), () => {});
     await teaching.restore();
     document.body.dataset.ready = "true";
   } catch (e) {

@@ -3,6 +3,8 @@
 // batches. Per epoch: the training loss and top-1, the held-out top-1 (every fifth photo of each
 // class, when there are enough), and conv1's filters as they form (the paper's Figure 3).
 
+import { figureOf } from "./model.js";
+
 const $ = (id) => document.getElementById(id);
 
 // `model()`: the model in use; `classes()`: the teaching classes [{name, index, photos}];
@@ -90,7 +92,7 @@ export function setupLive({ model, classes, showModel, run }) {
         history.push(progress.epoch_end);
         drawCurves(history);
         const { pictures } = await m.ask({ type: "liveFilters" });
-        $("live-filters").replaceChildren(canvasOf(pictures[0]));
+        $("live-filters").replaceChildren(figureOf(pictures[0]));
       }
     }
   }
@@ -126,12 +128,4 @@ function drawCurves(history) {
   g.fillStyle = "#555";
   g.font = "11px system-ui, sans-serif";
   g.fillText("loss (red), top-1 (blue: dashed training, solid held out)", pad + 4, pad + 8);
-}
-
-function canvasOf(picture) {
-  const canvas = document.createElement("canvas");
-  canvas.width = picture.width;
-  canvas.height = picture.height;
-  canvas.getContext("2d").putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
-  return canvas;
 }

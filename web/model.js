@@ -236,3 +236,16 @@ export class Model {
     }
   }
 }
+
+// A picture from the worker ({name, width, height, rgba}) as a canvas in a captioned figure.
+export function figureOf(picture) {
+  const canvas = document.createElement("canvas");
+  canvas.width = picture.width;
+  canvas.height = picture.height;
+  canvas.getContext("2d").putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
+  const figure = document.createElement("figure");
+  const caption = document.createElement("figcaption");
+  caption.textContent = picture.name;
+  figure.append(canvas, caption);
+  return figure;
+}
