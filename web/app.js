@@ -1,5 +1,6 @@
 // The page: starts the model (model.js) with a progress bar, shows its card, and classifies
 // dropped, chosen or pasted images and camera frames; teaching is teach.js's.
+import { forgetAll } from "./store.js";
 import { setupTeaching } from "./teach.js";
 import { MANIFEST_URL, Model, chooseBackend, fetchCheck, fetchWeights, figureOf, startModel } from "./model.js";
 
@@ -320,7 +321,8 @@ async function toggleCamera() {
   if (camera) camera.stop();
 }
 
-// What this page keeps in Cache Storage (page, code, model), and a way to forget it.
+// What this page keeps (Cache Storage: the page, its code, the model; IndexedDB: the visitor's
+// classes, photos and live run), and a way to forget it.
 async function showStorage() {
   if (!navigator.storage || !navigator.storage.estimate) return;
   const { usage } = await navigator.storage.estimate();
@@ -332,7 +334,8 @@ async function forgetStorage() {
   for (const name of await caches.keys()) await caches.delete(name);
   const registrations = navigator.serviceWorker ? await navigator.serviceWorker.getRegistrations() : [];
   for (const r of registrations) await r.unregister();
-  $("storage-size").textContent = "Forgotten: the next visit downloads everything again.";
+  await forgetAll();
+  $("storage-size").textContent = "Forgotten: the next visit downloads everything again, and your classes and photos are no longer kept.";
 }
 
 // Shows a model's card: `manifest` only for the bundled model (its measured accuracy).

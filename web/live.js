@@ -1,9 +1,12 @@
 // Training the whole network live on the teaching photos: the worker runs the library's training
 // step one batch per request (web/src/live.rs), so this loop can draw, pause and stop between
 // batches. Per epoch: the training loss and top-1, the held-out top-1 (every fifth photo of each
-// class, when there are enough), and conv1's filters as they form (the paper's Figure 3).
+// class, when there are enough), and conv1's filters as they form (the paper's Figure 3). After
+// each epoch the run's checkpoint is kept in this browser (web/store.js): after a reload, "Resume"
+// goes on from it with the same photos.
 
 import { figureOf } from "./model.js";
+import { forget, keep, kept } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -37,6 +40,15 @@ export function setupLive({ model, classes, showModel, run }) {
     status("Waiting for the teaching queue…");
     return run(() => liveRun().catch((e) => status(`Live training stopped: ${e.message || e}`)));
   });
+  $("live-resume").addEventListener("click", () => {
+    status("Waiting for the teaching queue…");
+    return run(() => resumeRun().catch((e) => status(`Live training stopped: ${e.message || e}`)));
+  });
+  $("live-forget").addEventListener("click", async () => {
+    await forget("live");
+    $("live-interrupted").hidden = true;
+    status("The interrupted run is forgotten.");
+  });
 
   async function liveRun() {
     const given = classes();
@@ -44,24 +56,59 @@ export function setupLive({ model, classes, showModel, run }) {
     const empty = given.find((c) => c.photos.length === 0);
     if (empty) return status(`“${empty.name}” has no example photos yet.`);
     const epochs = Math.max(1, Math.min(500, Math.round(Number($("live-epochs").value) || 10)));
+    const fromScratch = $("live-mode").value === "scratch";
     const m = await model();
-    await m.ask({ type: "liveStart", names: given.map((c) => c.name), fromScratch: $("live-mode").value === "scratch", epochs });
-    const total = given.reduce((n, c) => n + c.photos.length, 0);
+    const names = given.map((c) => c.name);
+    const photos = given.map((c) => c.photos.slice());
+    await m.ask({ type: "liveStart", names, photos: photos.reduce((n, p) => n + p.length, 0), fromScratch, epochs });
+    // A new run replaces an interrupted one.
+    await forget("live");
+    $("live-interrupted").hidden = true;
+    await addPhotos(m, photos);
+    await trainAndUse(m, { names, counts: photos.map((p) => p.length) }, []);
+  }
+
+  // The run kept at its last epoch's end, with the first photos of each of its classes (the ones
+  // it had: photos given later are not in it).
+  async function resumeRun() {
+    const saved = await kept("live");
+    if (!saved) return status("No interrupted run is kept in this browser.");
+    const given = classes();
+    const entries = saved.names.map((name) => given.find((c) => c.name === name));
+    if (entries.some((e, i) => !e || e.photos.length < saved.counts[i])) {
+      return status("The interrupted run's photos are not all here any more: it cannot go on (“Forget it”, then train anew).");
+    }
+    const m = await model();
+    await m.ask({ type: "liveResume", state: saved.state, model: saved.model, optim: saved.optim });
+    $("live-interrupted").hidden = true;
+    await addPhotos(m, entries.map((e, i) => e.photos.slice(0, saved.counts[i])));
+    drawCurves(saved.history);
+    await trainAndUse(m, { names: saved.names, counts: saved.counts }, saved.history);
+  }
+
+  // `byClass[i]`: the photos of the run's class i.
+  async function addPhotos(m, byClass) {
+    const total = byClass.reduce((n, photos) => n + photos.length, 0);
     let added = 0;
-    for (const entry of given) {
-      for (const { source } of entry.photos) {
-        await m.ask({ type: "liveAdd", bytes: new Uint8Array(await source.arrayBuffer()), class: entry.index });
+    for (const [index, photos] of byClass.entries()) {
+      for (const { source } of photos) {
+        await m.ask({ type: "liveAdd", bytes: new Uint8Array(await source.arrayBuffer()), class: index });
         added += 1;
         if (added % 10 === 0 || added === total) status(`Preparing the photos: ${added} of ${total}`);
       }
     }
+  }
+
+  // Trains to the run's end or a stop, keeping a checkpoint after each epoch; then the trained
+  // model is in use. `runClasses`: the run's class names and photo counts; `history`: its epochs so far.
+  async function trainAndUse(m, runClasses, history) {
     live = { paused: false, stopped: false, resume: null };
     buttons(true);
     $("live-curves").parentElement.hidden = false;
-    const history = [];
     try {
-      await train(m, history);
+      await train(m, history, runClasses);
       const { info } = await m.ask({ type: "liveEnd", keep: true });
+      await forget("live");
       showModel(JSON.parse(info));
       const last = history[history.length - 1];
       status(`Trained ${history.length} epoch${history.length === 1 ? "" : "s"}${last ? `: loss ${last.loss.toFixed(3)}` : ""}; the trained model is in use now`);
@@ -71,7 +118,16 @@ export function setupLive({ model, classes, showModel, run }) {
     }
   }
 
-  async function train(m, history) {
+  // Shows "Resume" when a run was interrupted (by a reload, a closed tab, a crash).
+  async function restore() {
+    const saved = await kept("live").catch(() => null);
+    if (!saved) return;
+    const epoch = saved.history.length;
+    $("live-interrupted-text").textContent = `A live training run (${saved.names.length} classes) was interrupted after epoch ${epoch}; its checkpoint is kept in this browser.`;
+    $("live-interrupted").hidden = false;
+  }
+
+  async function train(m, history, runClasses) {
     const started = performance.now();
     let images = 0;
     while (!live.stopped) {
@@ -91,11 +147,15 @@ export function setupLive({ model, classes, showModel, run }) {
       if (progress.epoch_end) {
         history.push(progress.epoch_end);
         drawCurves(history);
+        const { checkpoint } = await m.ask({ type: "liveCheckpoint" });
+        await keep("live", { ...runClasses, history, ...checkpoint }).catch((e) => status(`The checkpoint could not be kept in this browser (${e.message || e}): a reload would lose this run.`));
         const { pictures } = await m.ask({ type: "liveFilters" });
         $("live-filters").replaceChildren(figureOf(pictures[0]));
       }
     }
   }
+
+  return { restore };
 }
 
 // Loss (left axis, to the run's largest) and top-1 (right axis, 0-100 %) per epoch: training top-1

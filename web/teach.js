@@ -2,10 +2,12 @@
 // worker computes each photo's fc7 features as it arrives and, on "Teach", trains a new last layer
 // with the library's teaching (the same code as `trainer teach`). The photos stay here as the
 // browser's File objects (read again only when another model is loaded, so that a large folder
-// is not held in memory). Every name is shown as text, never HTML.
+// is not held in memory), and are kept in this browser (web/store.js) so that a reload loses
+// none of them. Every name is shown as text, never HTML.
 
 import { setupLive } from "./live.js";
 import { CACHE_NAME } from "./model.js";
+import { keep, keepPhoto, kept, keptPhotos } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_NAME = 60;
@@ -33,6 +35,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
   const classes = []; // {name, index, photos: [{source: a File or Blob, photo}], count}
   let busy = Promise.resolve();
   let taught = false;
+  let notKept = ""; // why photos are no longer kept in this browser, once one was refused
   const status = (text) => {
     $("teach-status").textContent = text;
   };
@@ -42,7 +45,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     return busy;
   };
 
-  setupLive({ model, classes: () => classes, showModel, run });
+  const live = setupLive({ model, classes: () => classes, showModel, run });
 
   $("teach-open").addEventListener("click", () => {
     $("teach-panel").hidden = !$("teach-panel").hidden;
@@ -116,6 +119,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     $("teach-classes").append(row);
     const entry = { name, index, photos: [], count };
     classes.push(entry);
+    keep("classes", classes.map((c) => c.name)).catch(() => {});
     input.addEventListener("change", () => {
       const files = [...input.files];
       input.value = "";
@@ -125,8 +129,9 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     return entry;
   }
 
-  // `source`: a File or Blob; `progress`: "n of N" for a folder's photos.
-  async function addExample(entry, name, source, progress = "") {
+  // `source`: a File or Blob; `progress`: "n of N" for a folder's photos; `restored`: it comes
+  // from this browser's storage (and is kept there already).
+  async function addExample(entry, name, source, progress = "", restored = false) {
     const photo = registerPhoto(name, URL.createObjectURL(source));
     try {
       const bytes = new Uint8Array(await source.arrayBuffer());
@@ -138,7 +143,15 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     entry.photos.push({ source, photo });
     const n = entry.photos.length;
     entry.count.textContent = ` · ${n} photo${n === 1 ? "" : "s"} · `;
-    status(`${name} added to “${entry.name}”${progress ? ` (${progress})` : ""}.`);
+    if (!restored) status(`${name} added to “${entry.name}”${progress ? ` (${progress})` : ""}.`);
+    if (!restored && !notKept) {
+      await keepPhoto(entry.name, name, source).catch((e) => {
+        // Most likely the browser's storage is full: the photos from here on are used, not kept.
+        notKept = `From ${name} on, photos are used but not kept in this browser (${e.message || e}): a reload loses them.`;
+      });
+    }
+    $("teach-kept").textContent = notKept;
+    $("teach-kept").hidden = !notKept;
   }
 
   // While `button` is held, a frame of the running camera every quarter second (at most one
@@ -214,22 +227,49 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
     }));
 
+  // The classes and photos kept from an earlier visit, given again (their features computed in
+  // the queue, as new ones); how many of each, or null when none are kept.
+  async function restoreExamples() {
+    const names = (await kept("classes").catch(() => null)) || [];
+    if (!names.length) return null;
+    const photos = await keptPhotos().catch(() => []);
+    $("teach-panel").hidden = false;
+    for (const name of names) if (!classes.some((c) => c.name === name)) addClass(name);
+    for (const { className, name, blob } of photos) {
+      const entry = classes.find((c) => c.name === className);
+      if (entry) run(() => addExample(entry, name, blob, "", true));
+    }
+    return { classes: names.length, photos: photos.length };
+  }
+
   return {
-    // A taught model kept from an earlier visit is used again (a broken one is forgotten).
+    // What an earlier visit left: the classes and photos, a taught model (a broken one is
+    // forgotten), an interrupted live run.
     async restore() {
+      const examples = await restoreExamples();
+      const taughtBack = await this.restoreTaught();
+      if (examples && !taughtBack) {
+        run(async () => status(`Your ${examples.classes} classes and ${examples.photos} photos are back (kept in this browser until you forget what this page keeps).`));
+      }
+      await live.restore();
+    },
+    // Whether a taught model was kept, and is in use again.
+    async restoreTaught() {
       const cache = await keptCache();
-      const kept = cache && (await cache.match(KEPT));
-      if (!kept) return;
+      const saved = cache && (await cache.match(KEPT));
+      if (!saved) return false;
       try {
-        const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await kept.arrayBuffer()) });
+        const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await saved.arrayBuffer()) });
         const parsed = JSON.parse(info);
         taught = true;
         showModel(parsed);
         $("teach-panel").hidden = false;
         status(`Your taught model (${parsed.labels.map((l) => l.name).join(", ")}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
+        return true;
       } catch (e) {
         await forgetTaught();
         status(`The taught model kept in this browser could not be used (${e.message || e}); it is forgotten.`);
+        return false;
       }
     },
     // Another model was loaded: its features differ, so every photo given so far is added again.

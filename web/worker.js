@@ -9,15 +9,17 @@
 //        | {type: "clearExamples", id} | {type: "teach", id, names, epochs, seed}
 //        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
 //        | {type: "useWeights", id, bytes} (a kept taught model)
-//        | {type: "liveStart", id, names, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
+//        | {type: "liveStart", id, names, photos, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
 //        | {type: "liveStep", id} | {type: "liveFilters", id} | {type: "liveEnd", id, keep}
+//        | {type: "liveCheckpoint", id} | {type: "liveResume", id, state, model, optim}
 //   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
 //        (outOfClasses: whether the photo shows none of the model's classes; null for a model
 //        not calibrated)
 //        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
 //        | {type: "examples", id, count} | {type: "taught", id, lesson, info, ms}
 //        | {type: "done", id, info} | {type: "file", id, bytes} | {type: "nearest", id, photos}
-//        | {type: "live", id, progress} (null once done; from liveStart, liveAdd: {count})
+//        | {type: "live", id, progress} (null once done; from liveStart, liveAdd, liveResume:
+//          {count}; from liveCheckpoint: {checkpoint} ({state, model, optim} or null))
 //        | {type: "error", id, message, fatal}
 // `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
 // new worker.
@@ -63,12 +65,19 @@ async function handle(data) {
       const bytes = classifier.exportWeights(data.int8);
       postMessage({ type: "file", id: data.id, bytes }, [bytes.buffer]);
     } else if (data.type === "liveStart") {
-      classifier.liveStart(data.names, data.fromScratch, data.epochs);
+      classifier.liveStart(data.names, data.photos, data.fromScratch, data.epochs);
       postMessage({ type: "live", id: data.id, count: 0 });
     } else if (data.type === "liveAdd") {
       postMessage({ type: "live", id: data.id, count: classifier.liveAdd(data.bytes, data.class) });
     } else if (data.type === "liveStep") {
       postMessage({ type: "live", id: data.id, progress: JSON.parse(classifier.liveStep()) });
+    } else if (data.type === "liveCheckpoint") {
+      const checkpoint = classifier.liveCheckpoint();
+      const buffers = checkpoint ? [checkpoint.model.buffer, checkpoint.optim.buffer] : [];
+      postMessage({ type: "live", id: data.id, checkpoint }, buffers);
+    } else if (data.type === "liveResume") {
+      classifier.liveResume(data.state, data.model, data.optim);
+      postMessage({ type: "live", id: data.id, count: 0 });
     } else if (data.type === "liveFilters") {
       const picture = classifier.liveFilters();
       postMessage({ type: "pictures", id: data.id, pictures: [picture] }, [picture.rgba.buffer]);

@@ -10,7 +10,7 @@ use burn::backend::Flex;
 
 use alexnet::neighbours::Neighbours;
 
-use crate::live::{LiveTraining, Start};
+use crate::live::{Checkpoint, LiveTraining, Start};
 use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
 
@@ -171,15 +171,18 @@ impl Classifier {
         saved.to_bytes(precision).map_err(|e| js_error(WebError::Weights(e)))
     }
 
-    /// Starts a live training run for the classes `names`: the loaded model fine-tuned with a new
+    /// Starts a live training run for the classes `names` on `photos` photos (refused when there
+    /// are more than it keeps, before any is prepared): the loaded model fine-tuned with a new
     /// last layer, or (`from_scratch`) a new AlexNet at width 0.125; `epochs` passes, cosine.
     #[wasm_bindgen(js_name = liveStart)]
     pub fn live_start(
         &mut self,
         names: Vec<String>,
+        photos: usize,
         from_scratch: bool,
         epochs: usize,
     ) -> Result<(), JsError> {
+        crate::live::check_photo_count(photos).map_err(js_error)?;
         let start = if from_scratch { Start::Scratch(0.125) } else { Start::FineTune(self.loaded.clone()) };
         self.live = Some(LiveTraining::new(start, &names, epochs).map_err(js_error)?);
         Ok(())
@@ -197,6 +200,30 @@ impl Classifier {
     pub fn live_step(&mut self) -> Result<String, JsError> {
         let progress = self.live_run()?.step().map_err(js_error)?;
         Ok(serde_json::to_string(&progress).unwrap_or_default())
+    }
+
+    /// The live run after its last complete epoch, for the page to keep: `{state, model, optim}`
+    /// (a JSON string and two byte arrays), or `null` in the middle of an epoch.
+    #[wasm_bindgen(js_name = liveCheckpoint)]
+    pub fn live_checkpoint(&mut self) -> Result<JsValue, JsError> {
+        let Some(checkpoint) = self.live_run()?.checkpoint().map_err(js_error)? else {
+            return Ok(JsValue::NULL);
+        };
+        let object = js_sys::Object::new();
+        let set = |key: &str, value: JsValue| js_sys::Reflect::set(&object, &key.into(), &value);
+        set("state", checkpoint.state.into())
+            .and_then(|_| set("model", js_sys::Uint8Array::from(&checkpoint.model[..]).into()))
+            .and_then(|_| set("optim", js_sys::Uint8Array::from(&checkpoint.optim[..]).into()))
+            .map_err(|_| JsError::new("could not hand the checkpoint over"))?;
+        Ok(object.into())
+    }
+
+    /// Goes on with the live run a checkpoint was taken of (its photos are then added again with
+    /// `liveAdd`, in the same order).
+    #[wasm_bindgen(js_name = liveResume)]
+    pub fn live_resume(&mut self, state: String, model: Vec<u8>, optim: Vec<u8>) -> Result<(), JsError> {
+        self.live = Some(LiveTraining::resume(Checkpoint { state, model, optim }).map_err(js_error)?);
+        Ok(())
     }
 
     /// conv1's filters of the live run's model, as they are now.

@@ -2,6 +2,8 @@
 //! same step and SGD (momentum 0.9, weight decay 5e-4), a cosine schedule, random-resized crops,
 //! flips and PCA lighting, dropout. On the photos the visitor gave for teaching, one batch per
 //! call, so that the page draws, pauses and stops between batches. On the CPU (in the worker).
+//! After each epoch the page keeps a [`Checkpoint`] in the browser's storage, so that a run
+//! survives a reload: [`LiveTraining::resume`] goes on from it exactly (momentum included).
 
 use alexnet::inside::{self, Picture};
 use alexnet::labels::Label;
@@ -11,22 +13,41 @@ use alexnet::train::{augment, draw_weights, Compute, Meter, Schedule, ScheduleKi
 use alexnet::weights::{ModelInfo, Precision, SavedModel};
 use alexnet::{AlexNet, AlexNetConfig, Initialization};
 use burn::backend::{Autodiff, Flex};
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::Optimizer;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::WebError;
 
 type Train = Autodiff<Flex>;
+type LiveOptimizer = OptimizerAdaptor<Sgd, AlexNet<Train>, Train>;
+
+/// The trainer's SGD: momentum 0.9, weight decay 5e-4.
+fn sgd() -> LiveOptimizer {
+    Sgd { momentum: 0.9, weight_decay: 5e-4 }.init()
+}
 
 /// At most this many photos are kept (decoded at 256x256, 196 KB each).
 pub const MAX_PHOTOS: usize = 2000;
 const BATCH_SIZE: usize = 16;
 const MIN_CROP_AREA: f32 = 0.35;
+
+/// Whether a run on `photos` photos can be kept in memory (see [`MAX_PHOTOS`]).
+pub fn check_photo_count(photos: usize) -> Result<(), WebError> {
+    if photos > MAX_PHOTOS {
+        return Err(WebError::Other(format!(
+            "live training holds at most {MAX_PHOTOS} photos in memory, and these classes have \
+             {photos}: give fewer (teaching a new last layer, \"Teach\", takes them all)"
+        )));
+    }
+    Ok(())
+}
 
 /// Where a live run starts.
 pub enum Start {
@@ -56,9 +77,28 @@ pub struct EpochEnd {
     pub lr: f64,
 }
 
+/// A live run between two epochs: its state (JSON) and Burn's records of the model and of the
+/// optimizer (momentum).
+pub struct Checkpoint {
+    pub state: String,
+    pub model: Vec<u8>,
+    pub optim: Vec<u8>,
+}
+
+/// What a checkpoint's state holds.
+#[derive(Serialize, Deserialize)]
+struct RunState {
+    info: ModelInfo,
+    schedule: Schedule,
+    epoch: usize,
+    epochs: usize,
+}
+
+type Records = BinBytesRecorder<FullPrecisionSettings>;
+
 pub struct LiveTraining {
     model: Option<AlexNet<Train>>,
-    stepper: Stepper<Train, OptimizerAdaptor<Sgd, AlexNet<Train>, Train>>,
+    stepper: Stepper<Train, LiveOptimizer>,
     schedule: Schedule,
     info: ModelInfo,
     photos: Vec<(RgbImage, usize)>,
@@ -93,28 +133,66 @@ impl LiveTraining {
         };
         let mut info = ModelInfo::new(config, labels);
         info.normalization = normalization;
-        let optim = Sgd { momentum: 0.9, weight_decay: 5e-4 }.init();
-        Ok(Self {
+        let schedule = Schedule::new(ScheduleKind::Cosine, lr, 0, 0, epochs);
+        Ok(Self::from_parts(model, sgd(), RunState { info, schedule, epoch: 0, epochs }))
+    }
+
+    /// The run a checkpoint was taken of, ready for its photos (added again, in the same order)
+    /// and its next epoch.
+    pub fn resume(checkpoint: Checkpoint) -> Result<Self, WebError> {
+        let unreadable = |e: String| WebError::Other(format!("the saved live run cannot be read: {e}"));
+        let state: RunState =
+            serde_json::from_str(&checkpoint.state).map_err(|e| unreadable(e.to_string()))?;
+        state.info.config.validate().map_err(unreadable)?;
+        let device = Default::default();
+        let records = Records::default();
+        let model_record = records.load(checkpoint.model, &device).map_err(|e| unreadable(e.to_string()))?;
+        let model = state.info.config.init::<Train>(&device).load_record(model_record);
+        let optim_record = records.load(checkpoint.optim, &device).map_err(|e| unreadable(e.to_string()))?;
+        Ok(Self::from_parts(model, sgd().load_record(optim_record), state))
+    }
+
+    fn from_parts(model: AlexNet<Train>, optim: LiveOptimizer, state: RunState) -> Self {
+        Self {
             model: Some(model),
-            stepper: Stepper::new(optim, Compute::F32, &device),
-            schedule: Schedule::new(ScheduleKind::Cosine, lr, 0, 0, epochs),
-            info,
+            stepper: Stepper::new(optim, Compute::F32, &Default::default()),
+            schedule: state.schedule,
+            info: state.info,
             photos: Vec::new(),
             trained: Vec::new(),
             held_out: Vec::new(),
             next: 0,
-            epoch: 0,
-            epochs,
+            epoch: state.epoch,
+            epochs: state.epochs,
             meter: Meter::default(),
-            rng: StdRng::seed_from_u64(0),
-        })
+            rng: StdRng::seed_from_u64(state.epoch as u64),
+        }
+    }
+
+    /// The run after its last complete epoch; `None` in the middle of one.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, WebError> {
+        if self.next != 0 {
+            return Ok(None);
+        }
+        let failed = |e: burn::record::RecorderError| WebError::Other(format!("saving the live run: {e}"));
+        let state = RunState {
+            info: self.info.clone(),
+            schedule: self.schedule.clone(),
+            epoch: self.epoch,
+            epochs: self.epochs,
+        };
+        let records = Records::default();
+        let model = self.model.as_ref().expect("a model between steps").clone().into_record();
+        Ok(Some(Checkpoint {
+            state: serde_json::to_string(&state).map_err(|e| WebError::Other(e.to_string()))?,
+            model: records.record(model, ()).map_err(failed)?,
+            optim: records.record(self.stepper.optim.to_record(), ()).map_err(failed)?,
+        }))
     }
 
     /// Adds a photo of class `class` (an encoded image), decoded and kept at training size.
     pub fn add(&mut self, bytes: &[u8], class: usize) -> Result<usize, WebError> {
-        if self.photos.len() >= MAX_PHOTOS {
-            return Err(WebError::Other(format!("live training keeps at most {MAX_PHOTOS} photos")));
-        }
+        check_photo_count(self.photos.len() + 1)?;
         if class >= self.info.labels.len() {
             return Err(WebError::Other(format!(
                 "class {class} is not one of the {}",
@@ -166,7 +244,7 @@ impl LiveTraining {
     }
 
     fn start_epoch(&mut self) -> Result<(), WebError> {
-        if self.epoch == 0 {
+        if self.trained.is_empty() {
             let labels: Vec<usize> = self.photos.iter().map(|p| p.1).collect();
             let classes = self.info.labels.len();
             if (0..classes).any(|c| !labels.contains(&c)) {
@@ -175,6 +253,8 @@ impl LiveTraining {
             (self.trained, self.held_out) =
                 held_out_split(&labels, classes).unwrap_or_else(|| ((0..labels.len()).collect(), Vec::new()));
         }
+        // Seeded per epoch, so that a run resumed from a checkpoint draws what it would have.
+        self.rng = StdRng::seed_from_u64(self.epoch as u64);
         self.trained.shuffle(&mut self.rng);
         Ok(())
     }

@@ -495,7 +495,8 @@ test("teaching: new classes from example photos, used for every photo after, the
     await page.waitForFunction(() => /left out\.$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
     assert.match(await status(), /^3 files of that folder are not photos or lie outside class subfolders/);
     const rowsByClass = await page.$$eval(".teach-classes li", (els) => els.map((e) => e.querySelector(".teach-name").textContent + e.querySelector(".meta").textContent));
-    assert.deepEqual(rowsByClass, classes.map((c) => `${c} · 5 photos · `));
+    // After the three classes typed in before, kept in this browser across the reloads.
+    assert.deepEqual(rowsByClass, [...names, ...classes].map((c) => `${c} · 5 photos · `));
     await page.setInputFiles("[data-testid=teach-folder]", path.join(fixtures, "shipped"));
     await page.waitForFunction(() => /no class subfolders/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
   } finally {
@@ -557,6 +558,26 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     await statusMatches(/in use now$/);
     const [, epochsDone] = (await liveStatus()).match(/^Trained ([0-9]+) epochs?/);
     assert.ok(Number(epochsDone) >= 1 && Number(epochsDone) < 200, `stopped after ${epochsDone} epochs`);
+
+    // A reload mid-run loses nothing: the classes and photos come back, and the run resumes
+    // from its last epoch's checkpoint.
+    await page.click("[data-testid=live-train]");
+    await statusMatches(/^Epoch 3 of 200/);
+    const photosGiven = (await page.textContent("#teach-classes")).match(/[0-9]+ photos/g);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: TIMEOUT });
+    await page.waitForFunction(() => /^Your 3 classes and [0-9]+ photos are back/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    assert.deepEqual((await page.textContent("#teach-classes")).match(/[0-9]+ photos/g), photosGiven);
+    // Epochs of one batch go fast: the reload came after epoch 2 or a little later.
+    const [, kept] = (await page.textContent("[data-testid=live-interrupted]")).match(/interrupted after epoch ([0-9]+);/);
+    assert.ok(Number(kept) >= 2, `kept after epoch ${kept}`);
+    await page.click("[data-testid=live-resume]");
+    await statusMatches(new RegExp(`^Epoch ${Number(kept) + 1} of 200, batch 1 of`));
+    await page.click("[data-testid=live-stop]");
+    await statusMatches(/^Trained [0-9]+ epochs: .*in use now$/);
+    const resumed = JSON.parse(await page.getAttribute("[data-testid=live-curves]", "data-history"));
+    assert.ok(resumed.length > Number(kept), `the ${kept} epochs before the reload and at least one after: ${resumed.length}`);
+    assert.ok(await page.isHidden("[data-testid=live-interrupted]"));
   } finally {
     await context.close();
   }

@@ -1,0 +1,83 @@
+// Live training in the page, measured: the first K photos of each class of a folder (train/ of the
+// trainer's layout) given to the teaching panel, then a new narrow AlexNet (width 0.125) trained
+// live on the page's CPU path for E epochs (batch 16; every fifth photo of each class held out).
+// Prints the time to prepare the photos, the training images/s the page reports last, and each
+// epoch's loss and held-out top-1, for BENCHMARKS.md beside `trainer train` on the same photos.
+//
+//   (cd web && node bench-live.mjs K E [DATA] [MODE])    after scripts/build-web.sh
+//   DATA defaults to ../shared/data/imagenette; MODE is "scratch" (default) or "fine-tune".
+
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import { chromium } from "playwright-core";
+import { serveDist } from "./serve-dist.mjs";
+
+const root = path.resolve(import.meta.dirname, "..");
+const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
+const k = Number(process.argv[2] || 50);
+const epochs = Number(process.argv[3] || 10);
+const data = path.resolve(process.argv[4] || path.join(root, "../shared/data/imagenette"));
+const mode = process.argv[5] || "scratch";
+const LONG = 60 * 60 * 1000;
+
+const server = await serveDist(dist);
+const sorted = (dir) => fs.readdirSync(dir).sort();
+const classes = sorted(path.join(data, "train"));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-bench-live-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(`http://127.0.0.1:${server.address().port}/?backend=cpu`);
+  await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: LONG });
+  await page.click("[data-testid=teach-open]");
+  for (const name of classes) {
+    await page.fill("[data-testid=teach-class-name]", name);
+    await page.press("[data-testid=teach-class-name]", "Enter");
+  }
+  const inputs = await page.$$("[data-testid=teach-examples]");
+  for (const [i, input] of inputs.entries()) {
+    const dir = path.join(data, "train", classes[i]);
+    await input.setInputFiles(sorted(dir).slice(0, k).map((p) => path.join(dir, p)));
+  }
+  await page.waitForFunction(
+    (want) => [...document.querySelectorAll(".teach-classes li .meta")].every((e) => e.textContent.includes(` ${want} photo`)),
+    k,
+    { timeout: LONG },
+  );
+  await page.selectOption("[data-testid=live-mode]", mode);
+  await page.fill("[data-testid=live-epochs]", String(epochs));
+  const started = Date.now();
+  await page.click("[data-testid=live-train]");
+  let prepared = null;
+  let rate = null;
+  for (;;) {
+    const status = await page.textContent("[data-testid=live-status]");
+    if (/in use now$|stopped/.test(status)) break;
+    if (!prepared && /^Epoch /.test(status)) prepared = Date.now();
+    const seen = status.match(/~([0-9.]+) images\/s/);
+    if (seen) rate = Number(seen[1]);
+    await page.waitForTimeout(1000);
+  }
+  const done = Date.now();
+  const history = JSON.parse(await page.getAttribute("[data-testid=live-curves]", "data-history"));
+  console.log(JSON.stringify({
+    photos_per_class: k,
+    classes: classes.length,
+    mode,
+    prepare_seconds: ((prepared ?? done) - started) / 1000,
+    train_seconds: (done - (prepared ?? done)) / 1000,
+    images_per_second: rate,
+    status: await page.textContent("[data-testid=live-status]"),
+    loss: history.map((e) => Number(e.loss.toFixed(3))),
+    held_out_top1: history.map((e) => e.held_out_top1),
+  }));
+} finally {
+  await context.close();
+  server.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
