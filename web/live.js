@@ -1,5 +1,5 @@
 // Training the whole network live on the teaching photos: the worker runs the library's training
-// step one batch per request (web/src/live.rs), so this loop can draw, pause and stop between
+// step one batch per request (`alexnet::train::live`), so this loop can draw, pause and stop between
 // batches. Per epoch: the training loss and top-1, the held-out top-1 (every fifth photo of each
 // class, when there are enough), and conv1's filters as they form (the paper's Figure 3). After
 // each epoch the run's checkpoint is kept in this browser (web/store.js): after a reload, "Resume"

@@ -1,9 +1,11 @@
 //! Training AlexNet, the same for the native trainer and the page: the step (forward, loss,
 //! backward, the optimizer's update), our SGD, the learning-rate schedules, the training images'
-//! augmentation, the arithmetic's format, and the running loss and accuracy. What only a native
+//! augmentation, the arithmetic's format, the running loss and accuracy, and the two ways the page
+//! learns: teaching a new last layer and training the whole network live. What only a native
 //! program does (folders, caches, checkpoints, the dashboard, peers and MPI) is the trainer's.
 
 pub mod augment;
+pub mod live;
 mod meter;
 mod precision;
 mod schedule;

@@ -6,16 +6,20 @@ use alexnet::inside::Picture;
 
 use alexnet::train::teach::TeachConfig;
 use alexnet::weights::{Precision, SavedModel};
-use burn::backend::Flex;
+use burn::backend::{Autodiff, Flex};
 
 use alexnet::neighbours::Neighbours;
 
-use crate::live::{Checkpoint, LiveTraining, Start};
 use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
+use alexnet::train::live::{self, Checkpoint, LiveTraining, Start};
 
 fn js_error(e: WebError) -> JsError {
     JsError::new(&e.to_string())
+}
+
+fn live_error(e: live::LiveError) -> JsError {
+    js_error(WebError::Live(e))
 }
 
 #[wasm_bindgen(start)]
@@ -36,7 +40,7 @@ pub struct Classifier {
     /// fc7 features of every photo the page was given (classified or examples), by its id.
     photos: Neighbours,
     /// A live training run of the whole network, between its batches.
-    live: Option<LiveTraining>,
+    live: Option<LiveTraining<Autodiff<Flex>>>,
 }
 
 /// `{name, width, height, rgba}`, `rgba` a Uint8ClampedArray ready for `new ImageData`.
@@ -182,23 +186,23 @@ impl Classifier {
         from_scratch: bool,
         epochs: usize,
     ) -> Result<(), JsError> {
-        crate::live::check_photo_count(photos).map_err(js_error)?;
+        live::check_photo_count(photos).map_err(live_error)?;
         let start = if from_scratch { Start::Scratch(0.125) } else { Start::FineTune(self.loaded.clone()) };
-        self.live = Some(LiveTraining::new(start, &names, epochs).map_err(js_error)?);
+        self.live = Some(LiveTraining::new(start, &names, epochs, &Default::default()).map_err(live_error)?);
         Ok(())
     }
 
     /// Adds a photo of class `class` to the live run; returns how many it has.
     #[wasm_bindgen(js_name = liveAdd)]
     pub fn live_add(&mut self, bytes: Vec<u8>, class: usize) -> Result<usize, JsError> {
-        self.live_run()?.add(&bytes, class).map_err(js_error)
+        self.live_run()?.add(&bytes, class).map_err(live_error)
     }
 
     /// One batch of the live run: JSON `{epoch, epochs, batch, batches, epoch_end: null or
     /// {loss, top1, held_out_top1, lr}}`, or `null` once it is done.
     #[wasm_bindgen(js_name = liveStep)]
     pub fn live_step(&mut self) -> Result<String, JsError> {
-        let progress = self.live_run()?.step().map_err(js_error)?;
+        let progress = self.live_run()?.step().map_err(live_error)?;
         Ok(serde_json::to_string(&progress).unwrap_or_default())
     }
 
@@ -206,7 +210,7 @@ impl Classifier {
     /// (a JSON string and two byte arrays), or `null` in the middle of an epoch.
     #[wasm_bindgen(js_name = liveCheckpoint)]
     pub fn live_checkpoint(&mut self) -> Result<JsValue, JsError> {
-        let Some(checkpoint) = self.live_run()?.checkpoint().map_err(js_error)? else {
+        let Some(checkpoint) = self.live_run()?.checkpoint().map_err(live_error)? else {
             return Ok(JsValue::NULL);
         };
         let object = js_sys::Object::new();
@@ -222,7 +226,8 @@ impl Classifier {
     /// `liveAdd`, in the same order).
     #[wasm_bindgen(js_name = liveResume)]
     pub fn live_resume(&mut self, state: String, model: Vec<u8>, optim: Vec<u8>) -> Result<(), JsError> {
-        self.live = Some(LiveTraining::resume(Checkpoint { state, model, optim }).map_err(js_error)?);
+        let checkpoint = Checkpoint { state, model, optim };
+        self.live = Some(LiveTraining::resume(checkpoint, &Default::default()).map_err(live_error)?);
         Ok(())
     }
 
@@ -237,7 +242,7 @@ impl Classifier {
     #[wasm_bindgen(js_name = liveEnd)]
     pub async fn live_end(&mut self, keep: bool) -> Result<(), JsError> {
         let weights = match (&self.live, keep) {
-            (Some(live), true) => Some(live.weights().map_err(js_error)?),
+            (Some(live), true) => Some(live.weights().map_err(live_error)?),
             _ => None,
         };
         self.live = None;
@@ -266,7 +271,7 @@ impl Classifier {
 }
 
 impl Classifier {
-    fn live_run(&mut self) -> Result<&mut LiveTraining, JsError> {
+    fn live_run(&mut self) -> Result<&mut LiveTraining<Autodiff<Flex>>, JsError> {
         self.live.as_mut().ok_or_else(|| JsError::new("no live training run: start one first"))
     }
 

@@ -6,6 +6,7 @@
 
 use alexnet::inside::{self, Picture};
 use alexnet::preprocess::{self, ImageError};
+use alexnet::train::live::LiveError;
 use alexnet::weights::{ModelInfo, SavedModel, WeightsError};
 use alexnet::Classification;
 use alexnet::{AlexNet, Normalization};
@@ -28,6 +29,7 @@ pub enum Engine {
 pub enum WebError {
     Image(ImageError),
     Weights(WeightsError),
+    Live(LiveError),
     Other(String),
 }
 
@@ -36,6 +38,7 @@ impl std::fmt::Display for WebError {
         match self {
             WebError::Image(e) => write!(f, "This image cannot be classified: {e}."),
             WebError::Weights(e) => write!(f, "The model file is not usable: {e}."),
+            WebError::Live(e) => write!(f, "{e}"),
             WebError::Other(e) => f.write_str(e),
         }
     }
@@ -185,7 +188,6 @@ impl Inside {
     }
 }
 
-pub mod live;
 pub mod teach;
 
 #[cfg(target_arch = "wasm32")]
