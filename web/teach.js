@@ -199,7 +199,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       const { lesson, info, ms } = await m.ask({ type: "teach", names: classes.map((c) => c.name), epochs: EPOCHS, seed: SEED });
       taught = true;
       showModel(JSON.parse(info));
-      await keepTaught((await m.ask({ type: "export", int8: false })).bytes);
+      await keepTaught((await m.ask({ type: "weights" })).bytes);
       const how = `${lesson.classes} classes from ${lesson.examples} photos in ${(ms / 1000).toFixed(1)} s`;
       status(lesson.held_out_top1 === null
         ? `Taught ${how} (too few photos to hold some out): trained`

@@ -6,7 +6,7 @@
 //        | {type: "filters", id} | {type: "explain", id, bytes, class}
 //        | {type: "example", id, bytes, class, photo} (a teaching example: its features, now)
 //        | {type: "nearest", id, photo, n} (the photos nearest it in fc7: the paper's Figure 4)
-//        | {type: "clearExamples", id} | {type: "teach", id, names, epochs, seed}
+//        | {type: "teach", id, names, epochs, seed} | {type: "weights", id} (the model in use's file)
 //        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
 //        | {type: "useWeights", id, bytes} (a kept taught model)
 //        | {type: "liveStart", id, names, photos, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
@@ -51,9 +51,6 @@ async function handle(data) {
       postMessage({ type: "examples", id: data.id, count: await classifier.addExample(data.bytes, data.class, data.photo) });
     } else if (data.type === "nearest") {
       postMessage({ type: "nearest", id: data.id, photos: [...classifier.nearest(data.photo, data.n)] });
-    } else if (data.type === "clearExamples") {
-      classifier.clearExamples();
-      postMessage({ type: "examples", id: data.id, count: 0 });
     } else if (data.type === "teach") {
       const start = performance.now();
       const lesson = JSON.parse(await classifier.teach(data.names, data.epochs, BigInt(data.seed)));
@@ -61,6 +58,9 @@ async function handle(data) {
     } else if (data.type === "useLoaded" || data.type === "useWeights") {
       await (data.type === "useLoaded" ? classifier.useLoaded() : classifier.useWeights(data.bytes));
       postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
+    } else if (data.type === "weights") {
+      const bytes = classifier.weightsInUse();
+      postMessage({ type: "file", id: data.id, bytes }, [bytes.buffer]);
     } else if (data.type === "export") {
       const bytes = classifier.exportWeights(data.int8);
       postMessage({ type: "file", id: data.id, bytes }, [bytes.buffer]);

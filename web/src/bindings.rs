@@ -136,12 +136,6 @@ impl Classifier {
         Ok(self.examples.len())
     }
 
-    /// Forgets every example.
-    #[wasm_bindgen(js_name = clearExamples)]
-    pub fn clear_examples(&mut self) {
-        self.examples.clear();
-    }
-
     /// Teaches the loaded model the classes `names` (example classes are indices into it) and
     /// uses the taught model from now on. Returns JSON `{classes, examples, loss, top1,
     /// held_out_top1}`; the model in use is unchanged when teaching fails.
@@ -164,6 +158,13 @@ impl Classifier {
     #[wasm_bindgen(js_name = useLoaded)]
     pub async fn use_loaded(&mut self) -> Result<(), JsError> {
         self.switch_to(self.loaded.clone()).await
+    }
+
+    /// The model in use as the weights file it was loaded or made from, unchanged (for the page
+    /// to keep: no second serialisation).
+    #[wasm_bindgen(js_name = weightsInUse)]
+    pub fn weights_in_use(&self) -> Vec<u8> {
+        self.weights.clone()
     }
 
     /// The model in use as a weights file: f32, or int8 when `int8`.

@@ -55,10 +55,6 @@ impl Examples {
         self.classes.is_empty()
     }
 
-    pub fn clear(&mut self) {
-        *self = Self::default();
-    }
-
     /// `base` (a weights file's bytes) with a last layer for the classes `names`, taught on the
     /// examples: the taught model's f32 weights file, and how it went.
     pub fn teach(
