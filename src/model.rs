@@ -12,7 +12,7 @@
 //! of its figure from 227x227 (Caffe's choice) or from 224x224 padded by 2 (torchvision's choice).
 //! Both presets take 224x224 and pad conv1 by 2.
 
-use crate::cpu::{conv_relu, linear, max_pool};
+use crate::cpu::{conv_relu, linear, max_pool, response_norm, Lrn};
 use burn::config::Config;
 use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -229,9 +229,16 @@ impl AlexNetConfig {
 /// LRN, section 3.3: `b = a / (k + alpha * sum over n neighbouring channels of a^2)^beta` with
 /// k = 2, n = 5, alpha = 1e-4, beta = 0.75. We implement the paper's formula; Burn's (and
 /// PyTorch's) LocalResponseNorm divides alpha by n, so it is given `alpha * n`.
+pub const PAPER_LRN: Lrn = Lrn { size: 5, alpha: 1e-4, beta: 0.75, k: 2.0 };
+
+/// Burn's module for [`PAPER_LRN`] (what runs off the CPU).
 pub fn local_response_norm() -> LocalResponseNorm {
-    let (n, alpha) = (5, 1e-4);
-    LocalResponseNormConfig::new(n).with_alpha(alpha * n as f64).with_beta(0.75).with_k(2.0).init()
+    let Lrn { size, alpha, beta, k } = PAPER_LRN;
+    LocalResponseNormConfig::new(size)
+        .with_alpha(alpha as f64 * size as f64)
+        .with_beta(beta as f64)
+        .with_k(k as f64)
+        .init()
 }
 
 /// One convolution of the table. `paper_bias`: its biases under the paper's initialisation.
@@ -493,7 +500,7 @@ impl<B: Backend> ModuleVisitor<B> for Largest {
 
 fn normalize<B: Backend>(lrn: &Option<LocalResponseNorm>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     match lrn {
-        Some(lrn) => lrn.forward(x),
+        Some(lrn) => response_norm(lrn, PAPER_LRN, x),
         None => x,
     }
 }

@@ -1,9 +1,11 @@
-//! Our CPU layers (src/cpu) against Burn's `Conv2d` + ReLU, `MaxPool2d` and `Linear` on the same
-//! backend: outputs, and under autodiff the gradients of inputs, weights and biases.
+//! Our CPU layers (src/cpu) against Burn's `Conv2d` + ReLU, `MaxPool2d`, `LocalResponseNorm` and
+//! `Linear` on the same backend: outputs, and under autodiff the gradients of inputs, weights and
+//! biases.
 
 mod common;
 
-use alexnet::cpu::{conv_relu, linear, max_pool, runs_cpu_layers};
+use alexnet::cpu::{conv_relu, linear, max_pool, response_norm, runs_cpu_layers};
+use alexnet::model::{local_response_norm, PAPER_LRN};
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -177,6 +179,33 @@ fn max_pool_and_its_gradient_match_burns() {
         // Inference on Flex itself.
         let x = x.inner();
         assert_close(&what("Flex output"), max_pool(&pool, x.clone()), pool.forward(x), 0.0);
+    }
+}
+
+/// The paper's LRN on a conv1-like and an odd shape, with activations large enough (x30) that the
+/// window sum changes the output by tens of per cent, and channels fewer than a window.
+#[test]
+fn local_response_norm_and_its_gradient_match_burns() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    let draws = &mut Draws::new(4);
+    let module = local_response_norm();
+    for dims in [[2, 24, 11, 13], [1, 7, 5, 3], [1, 2, 4, 4]] {
+        let x = draws.unit::<B, 4>(dims, &device).mul_scalar(30.0).detach().require_grad();
+        let what = |name: &str| format!("{dims:?}: {name}");
+        let (ours, burns) = (response_norm(&module, PAPER_LRN, x.clone()), module.forward(x.clone()));
+        assert_close(&what("output"), ours.clone(), burns.clone(), ROUNDING);
+        let upstream = draws.unit::<B, 4>(dims, &device);
+        let ours = (ours * upstream.clone()).sum().backward();
+        let burns = (burns * upstream).sum().backward();
+        assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap(), ROUNDING);
+        let x = x.inner();
+        assert_close(
+            &what("Flex output"),
+            response_norm(&module, PAPER_LRN, x.clone()),
+            module.forward(x),
+            ROUNDING,
+        );
     }
 }
 

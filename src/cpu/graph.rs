@@ -13,7 +13,8 @@ use burn_flex::{Flex, FlexTensor};
 use super::conv::{self, ConvShape};
 use super::gradients::Gradients as LayerGradients;
 use super::linear::LinearShape;
-use super::on_flex::{conv_forward, flex, linear_forward, pool_forward, values};
+use super::lrn::{self, Lrn, LrnShape};
+use super::on_flex::{conv_forward, flex, linear_forward, lrn_forward, pool_forward, values};
 use super::pool::{self, PoolShape};
 
 /// A tensor on `Autodiff<Flex>` (burn-autodiff does not export its name).
@@ -108,6 +109,34 @@ pub fn max_pool(x: AutodiffTensor, shape: PoolShape) -> AutodiffTensor {
             prep.finish((x.primitive, shape), output)
         }
         OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive, &shape)),
+    }
+}
+
+#[derive(Debug)]
+struct LrnBackward;
+
+impl Backward<Flex, 1> for LrnBackward {
+    /// The input: the backward pass computes its scales again.
+    type State = (FlexTensor, Lrn, LrnShape);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [Some(node)] = ops.parents else { return };
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, params, shape) = ops.state;
+        let x_shape = x.shape();
+        let input = lrn::backward(values(&x.to_contiguous()), values(&grad), &params, &shape);
+        grads.register::<Flex>(node.id, flex(input, x_shape));
+    }
+}
+
+/// Local response normalisation under `Autodiff<Flex>`.
+pub fn lrn(x: AutodiffTensor, params: Lrn, shape: LrnShape) -> AutodiffTensor {
+    match LrnBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let output = lrn_forward(x.primitive.clone(), &params, &shape);
+            prep.finish((x.primitive, params, shape), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(lrn_forward(x.primitive, &params, &shape)),
     }
 }
 

@@ -2,7 +2,8 @@
 //! predict`, the page's CPU path) each of AlexNet's conv + ReLU layers runs as im2col + matrix
 //! products with the bias and ReLU fused (`conv.rs`), or from batch 4 on, for the stride-1 3x3
 //! and 5x5 layers, by Winograd's minimal filtering (`winograd.rs`); max pooling takes its
-//! maxima down whole rows (`pool.rs`), and fully connected layers stream their weights once
+//! maxima down whole rows (`pool.rs`), local response normalisation sums whole channel planes
+//! (`lrn.rs`), and fully connected layers stream their weights once
 //! (`linear.rs`); under autodiff their gradients are ours too (`graph.rs`). On every other backend (CUDA, wgpu, WebGPU) these
 //! are Burn's `Conv2d`, `Relu`, `MaxPool2d` and `Linear`, as before.
 //!
@@ -18,6 +19,7 @@ mod gradients;
 mod graph;
 mod kernels;
 mod linear;
+mod lrn;
 mod matrix;
 mod on_flex;
 mod pool;
@@ -27,17 +29,19 @@ use std::any::{Any, TypeId};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Linear, PaddingConfig2d};
+use burn::nn::{Linear, LocalResponseNorm, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_flex::{Flex, FlexTensor};
 
 pub use kernels::{chosen as chosen_kernels, Kernels};
+pub use lrn::Lrn;
 
 use conv::ConvShape;
 use linear::LinearShape;
-use on_flex::{conv_forward, linear_forward, pool_forward};
+use lrn::LrnShape;
+use on_flex::{conv_forward, linear_forward, lrn_forward, pool_forward};
 use pool::PoolShape;
 
 /// Whether [`conv_relu`], [`max_pool`] and [`linear()`] run our CPU layers on backend `B` (for
@@ -82,6 +86,17 @@ pub fn max_pool<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
         (Some(FlexKind::Plain), Some(shape)) => tensor(pool_forward(cast(primitive(x)), &shape)),
         (Some(FlexKind::Autodiff), Some(shape)) => tensor(graph::max_pool(cast(primitive(x)), shape)),
         _ => pool.forward(x),
+    }
+}
+
+/// `module.forward(x)`, where `params` are the module's own: ours on the CPU, Burn's elsewhere.
+pub fn response_norm<B: Backend>(module: &LocalResponseNorm, params: Lrn, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [images, channels, height, width] = x.dims();
+    let shape = LrnShape { images, channels, pixels: height * width };
+    match flex_kind::<B>().filter(|_| x.dtype() == DType::F32 && params.size % 2 == 1) {
+        Some(FlexKind::Plain) => tensor(lrn_forward(cast(primitive(x)), &params, &shape)),
+        Some(FlexKind::Autodiff) => tensor(graph::lrn(cast(primitive(x)), params, shape)),
+        None => module.forward(x),
     }
 }
 

@@ -5,6 +5,7 @@ use burn_flex::FlexTensor;
 
 use super::conv::{self, ConvShape};
 use super::linear::{self, LinearShape};
+use super::lrn::{self, Lrn, LrnShape};
 use super::pool::{self, PoolShape};
 
 /// A Flex tensor's values as one contiguous slice.
@@ -28,6 +29,11 @@ pub fn pool_forward(x: FlexTensor, shape: &PoolShape) -> FlexTensor {
     let out = pool::forward(values(&x.to_contiguous()), shape);
     let [out_h, out_w] = shape.out_size();
     flex(out, [batch, channels, out_h, out_w])
+}
+
+pub fn lrn_forward(x: FlexTensor, params: &Lrn, shape: &LrnShape) -> FlexTensor {
+    let x_shape = x.shape();
+    flex(lrn::forward(values(&x.to_contiguous()), params, shape), x_shape)
 }
 
 pub fn linear_forward(

@@ -1,0 +1,102 @@
+//! Local response normalisation (the paper's section 3.3) on plain `f32` slices, and its
+//! gradient, one image per task. Burn's `LocalResponseNorm` moves the channels last and pools
+//! them as rows of five, which made it the larger part of the paper preset's forward pass on the
+//! CPU; here each channel's window sum is a handful of whole-plane additions (vectorised), and
+//! `s^-0.75` is two square roots rather than a power.
+
+use rayon::prelude::*;
+
+/// `b_c = a_c / (k + alpha * sum of a_c'^2 over the `size` channels centred on c)^beta`, with
+/// the paper's alpha (PyTorch's and Burn's `alpha / size`); `size` odd, as the paper's 5.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lrn {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub k: f32,
+}
+
+/// `images` images of `channels` planes of `pixels` values each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LrnShape {
+    pub images: usize,
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl Lrn {
+    /// The channels in channel `c`'s window (those of `channels` that exist).
+    fn window(&self, c: usize, channels: usize) -> std::ops::Range<usize> {
+        let before = (self.size - 1) / 2;
+        c.saturating_sub(before)..(c + self.size - before).min(channels)
+    }
+
+    /// `s^-beta`: by square roots for the paper's 0.75.
+    fn inverse_power(&self, s: f32) -> f32 {
+        if self.beta == 0.75 {
+            let root = s.sqrt();
+            1.0 / (root * root.sqrt())
+        } else {
+            s.powf(-self.beta)
+        }
+    }
+
+    /// `k + alpha * window sum of v^2` for every channel of one image (`[channels, pixels]`).
+    fn scales(&self, image: &[f32], shape: &LrnShape) -> Vec<f32> {
+        let squares: Vec<f32> = image.iter().map(|v| v * v).collect();
+        window_sums(self, &squares, shape, |sum| self.k + self.alpha * sum)
+    }
+}
+
+/// For each channel, `finish(sum of `values` over its window)`, pixel by pixel.
+fn window_sums(lrn: &Lrn, values: &[f32], shape: &LrnShape, finish: impl Fn(f32) -> f32) -> Vec<f32> {
+    let p = shape.pixels;
+    let mut out = vec![0.0; values.len()];
+    for (c, out) in out.chunks_mut(p).enumerate() {
+        for neighbour in lrn.window(c, shape.channels) {
+            for (o, v) in out.iter_mut().zip(&values[neighbour * p..(neighbour + 1) * p]) {
+                *o += v;
+            }
+        }
+        out.iter_mut().for_each(|o| *o = finish(*o));
+    }
+    out
+}
+
+pub fn forward(x: &[f32], lrn: &Lrn, shape: &LrnShape) -> Vec<f32> {
+    let image_len = shape.channels * shape.pixels;
+    let mut out = vec![0.0; x.len()];
+    out.par_chunks_mut(image_len).zip(x.par_chunks(image_len)).for_each(|(out, image)| {
+        let scales = lrn.scales(image, shape);
+        for ((o, v), s) in out.iter_mut().zip(image).zip(&scales) {
+            *o = v * lrn.inverse_power(*s);
+        }
+    });
+    out
+}
+
+/// The gradient with respect to the input: with `s_c` the scale and `b_c` the output of channel
+/// c, `g_j s_j^-beta - 2 alpha beta a_j * sum over the windows holding j of g_c b_c / s_c`.
+pub fn backward(x: &[f32], grad_output: &[f32], lrn: &Lrn, shape: &LrnShape) -> Vec<f32> {
+    let image_len = shape.channels * shape.pixels;
+    let mut grad = vec![0.0; x.len()];
+    let factor = 2.0 * lrn.alpha * lrn.beta;
+    grad.par_chunks_mut(image_len)
+        .zip(x.par_chunks(image_len))
+        .zip(grad_output.par_chunks(image_len))
+        .for_each(|((grad, image), g)| {
+            let scales = lrn.scales(image, shape);
+            let spread: Vec<f32> = image
+                .iter()
+                .zip(g)
+                .zip(&scales)
+                .map(|((a, g), s)| g * a * lrn.inverse_power(*s) / s)
+                .collect();
+            // The window is symmetric, so the windows holding j are j's own window.
+            let sums = window_sums(lrn, &spread, shape, |sum| sum);
+            for (((out, a), g), (s, sum)) in grad.iter_mut().zip(image).zip(g).zip(scales.iter().zip(&sums)) {
+                *out = g * lrn.inverse_power(*s) - factor * a * sum;
+            }
+        });
+    grad
+}
