@@ -36,11 +36,17 @@ def read_safetensors(path):
     return tensors
 
 
-class PaperAlexNet(nn.Module):
-    """The paper preset, shaped by a weights file: conv2/4/5 in groups, LRN after conv1 and conv2."""
+# The parity fixtures' paper network (written independently of our Rust code), for its forward.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "parity"))
+from make_fixtures import PaperAlexNet  # noqa: E402
+
+
+class ShapedPaperAlexNet(PaperAlexNet):
+    """The paper preset shaped by a weights file (any width): conv2/4/5 in groups, LRN after conv1
+    and conv2, as PaperAlexNet, with the file's channel counts."""
 
     def __init__(self, shapes):
-        super().__init__()
+        nn.Module.__init__(self)
         c = {k: shapes[f"{k}.weight"] for k in ("conv1", "conv2", "conv3", "conv4", "conv5")}
         groups = lambda k, prev: c[prev][0] // c[k][1]
         self.conv1 = nn.Conv2d(3, c["conv1"][0], 11, stride=4, padding=2)
@@ -54,17 +60,6 @@ class PaperAlexNet(nn.Module):
         self.fc6 = nn.Linear(*shapes["fc6.weight"])
         self.fc7 = nn.Linear(*shapes["fc7.weight"])
         self.fc8 = nn.Linear(*shapes["fc8.weight"])
-
-    def forward(self, x):
-        x = self.pool(self.lrn(torch.relu(self.conv1(x))))
-        x = self.pool(self.lrn(torch.relu(self.conv2(x))))
-        x = torch.relu(self.conv3(x))
-        x = torch.relu(self.conv4(x))
-        x = self.pool(torch.relu(self.conv5(x)))
-        x = torch.flatten(x, 1)
-        x = torch.relu(self.fc6(x))
-        x = torch.relu(self.fc7(x))
-        return self.fc8(x)
 
 
 def export(model, path):
@@ -81,7 +76,7 @@ def main():
     export(tv, out / "torchvision.onnx")
     if len(sys.argv) > 2:
         tensors = read_safetensors(sys.argv[2])
-        ours = PaperAlexNet({k: v.shape for k, v in tensors.items()})
+        ours = ShapedPaperAlexNet({k: v.shape for k, v in tensors.items()})
         ours.load_state_dict({k: torch.from_numpy(v.T.copy() if k.startswith("fc") and k.endswith("weight") else v.copy())
                               for k, v in tensors.items()})
         export(ours, out / "ours.onnx")

@@ -7,10 +7,8 @@
 //   (cd web && node bench-live.mjs K E [DATA] [MODE])    after scripts/build-web.sh
 //   DATA defaults to ../shared/data/imagenette; MODE is "scratch" (default) or "fine-tune".
 
-import fs from "node:fs";
 import path from "node:path";
-import os from "node:os";
-import { chromium } from "playwright-core";
+import { LONG, giveExamples, launchChromium } from "./drive-page.mjs";
 import { serveDist } from "./serve-dist.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -19,36 +17,13 @@ const k = Number(process.argv[2] || 50);
 const epochs = Number(process.argv[3] || 10);
 const data = path.resolve(process.argv[4] || path.join(root, "../shared/data/imagenette"));
 const mode = process.argv[5] || "scratch";
-const LONG = 60 * 60 * 1000;
 
 const server = await serveDist(dist);
-const sorted = (dir) => fs.readdirSync(dir).sort();
-const classes = sorted(path.join(data, "train"));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-bench-live-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-});
+const { page, close } = await launchChromium();
 try {
-  const page = context.pages()[0] || (await context.newPage());
   await page.goto(`http://127.0.0.1:${server.address().port}/?backend=cpu`);
   await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: LONG });
-  await page.click("[data-testid=teach-open]");
-  for (const name of classes) {
-    await page.fill("[data-testid=teach-class-name]", name);
-    await page.press("[data-testid=teach-class-name]", "Enter");
-  }
-  const inputs = await page.$$("[data-testid=teach-examples]");
-  for (const [i, input] of inputs.entries()) {
-    const dir = path.join(data, "train", classes[i]);
-    await input.setInputFiles(sorted(dir).slice(0, k).map((p) => path.join(dir, p)));
-  }
-  await page.waitForFunction(
-    (want) => [...document.querySelectorAll(".teach-classes li .meta")].every((e) => e.textContent.includes(` ${want} photo`)),
-    k,
-    { timeout: LONG },
-  );
+  const classes = await giveExamples(page, path.join(data, "train"), k);
   await page.selectOption("[data-testid=live-mode]", mode);
   await page.fill("[data-testid=live-epochs]", String(epochs));
   const started = Date.now();
@@ -77,7 +52,6 @@ try {
     held_out_top1: history.map((e) => e.held_out_top1),
   }));
 } finally {
-  await context.close();
+  await close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }

@@ -11,8 +11,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import os from "node:os";
-import { chromium } from "playwright-core";
+import { LONG, launchChromium } from "./drive-page.mjs";
 import { serveDist } from "./serve-dist.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -22,7 +21,6 @@ const model = process.argv[3] || "torchvision";
 const rounds = Number(process.argv[4] || 3);
 const photosDir = path.join(process.env.ALEXNET_DATA || path.join(root, "../shared/data"), "photos");
 const photos = fs.readdirSync(photosDir).sort().map((p) => path.join(photosDir, p));
-const LONG = 30 * 60 * 1000;
 const ORT = "/bench/npm/node_modules/onnxruntime-web/dist/";
 
 fs.writeFileSync(path.join(dir, "ort.html"), `<!doctype html><title>ORT</title><script type="module">
@@ -66,14 +64,8 @@ for (const p of photos) fs.copyFileSync(p, path.join(dir, "photos", path.basenam
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const server = await serveDist(dist, { "/bench/": dir });
 const base = `http://127.0.0.1:${server.address().port}`;
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-bench-ort-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-});
+const { page, close } = await launchChromium();
 try {
-  const page = context.pages()[0] || (await context.newPage());
   // Ours: each photo dropped on the page in turn; the first round warms up.
   await page.goto(`${base}/?backend=cpu&model=/bench/${model}.safetensors`);
   await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: LONG });
@@ -103,7 +95,6 @@ try {
     ours_over_ort: median(ours) / median(warm(ort.full)),
   }));
 } finally {
-  await context.close();
+  await close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }

@@ -7,48 +7,23 @@
 //   DATA defaults to ../shared/data/imagewoof-teach; the first K photos of each class (sorted),
 //   as `trainer teach` orders them, so both teach the same layer.
 
-import fs from "node:fs";
 import path from "node:path";
-import os from "node:os";
-import { chromium } from "playwright-core";
+import { LONG, giveExamples, launchChromium, sorted } from "./drive-page.mjs";
 import { serveDist } from "./serve-dist.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const dist = process.env.ALEXNET_DIST || path.join(root, "dist");
 const k = Number(process.argv[2] || 30);
 const data = path.resolve(process.argv[3] || path.join(root, "../shared/data/imagewoof-teach"));
-const LONG = 30 * 60 * 1000;
 
 const server = await serveDist(dist);
 
-const sorted = (dir) => fs.readdirSync(dir).sort();
-const classes = sorted(path.join(data, "train"));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-bench-teach-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-});
+const { page, close } = await launchChromium();
 try {
-  const page = context.pages()[0] || (await context.newPage());
   await page.goto(`http://127.0.0.1:${server.address().port}/?backend=cpu`);
   await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: LONG });
-  await page.click("[data-testid=teach-open]");
-  for (const name of classes) {
-    await page.fill("[data-testid=teach-class-name]", name);
-    await page.press("[data-testid=teach-class-name]", "Enter");
-  }
   const started = Date.now();
-  const inputs = await page.$$("[data-testid=teach-examples]");
-  for (const [i, input] of inputs.entries()) {
-    const dir = path.join(data, "train", classes[i]);
-    await input.setInputFiles(sorted(dir).slice(0, k).map((p) => path.join(dir, p)));
-  }
-  await page.waitForFunction(
-    (want) => [...document.querySelectorAll(".teach-classes li .meta")].every((e) => e.textContent.includes(` ${want} photo`)),
-    k,
-    { timeout: LONG },
-  );
+  const classes = await giveExamples(page, path.join(data, "train"), k);
   const added = Date.now();
   await page.click("[data-testid=teach-train]");
   await page.waitForFunction(() => /(trained|%)$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: LONG });
@@ -70,7 +45,6 @@ try {
     val_photos: val.length,
   }));
 } finally {
-  await context.close();
+  await close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }

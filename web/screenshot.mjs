@@ -9,8 +9,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import os from "node:os";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./drive-page.mjs";
 import { serveDist } from "./serve-dist.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -20,15 +19,8 @@ const out = path.resolve(process.argv[2] || path.join(root, "docs/screenshot.png
 
 const server = await serveDist(dist);
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-screenshot-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1100, height: 900 },
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-});
+const { page, close } = await launchChromium({ viewport: { width: 1100, height: 900 } });
 try {
-  const page = context.pages()[0] || (await context.newPage());
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
   await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120000 });
   for (const photo of ["coffee.png", "rocket.jpg"]) {
@@ -42,7 +34,6 @@ try {
   await page.screenshot({ path: out, fullPage: true });
   console.log(out);
 } finally {
-  await context.close();
+  await close();
   server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }
