@@ -246,30 +246,35 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     // What an earlier visit left: the classes and photos, a taught model (a broken one is
     // forgotten), an interrupted live run.
     async restore() {
+      // The model first: the photos' features are computed with the model in use.
+      const model = await this.restoreTaught();
       const examples = await restoreExamples();
-      const taughtBack = await this.restoreTaught();
-      if (examples && !taughtBack) {
-        run(async () => status(`Your ${examples.classes} classes and ${examples.photos} photos are back (kept in this browser until you forget what this page keeps).`));
+      if (examples) {
+        const given = `${examples.classes} classes and ${examples.photos} photos`;
+        const back = model ? `Your model (${model}) is back, with your ${given}` : `Your ${given} are back`;
+        run(async () => status(`${back} (kept in this browser until you forget what this page keeps).`));
       }
       await live.restore();
     },
-    // Whether a taught model was kept, and is in use again.
+    // A taught model kept in this browser, in use again: its class names, or
+    // null when none was kept (or it could not be used).
     async restoreTaught() {
       const cache = await keptCache();
       const saved = cache && (await cache.match(KEPT));
-      if (!saved) return false;
+      if (!saved) return null;
       try {
         const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await saved.arrayBuffer()) });
         const parsed = JSON.parse(info);
         taught = true;
         showModel(parsed);
         $("teach-panel").hidden = false;
-        status(`Your taught model (${parsed.labels.map((l) => l.name).join(", ")}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
-        return true;
+        const names = parsed.labels.map((l) => l.name).join(", ");
+        status(`Your model (${names}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
+        return names;
       } catch (e) {
         await forgetTaught();
         status(`The taught model kept in this browser could not be used (${e.message || e}); it is forgotten.`);
-        return false;
+        return null;
       }
     },
     // Another model was loaded: its features differ, so every photo given so far is added again.

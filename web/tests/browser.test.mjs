@@ -472,7 +472,8 @@ test("teaching: new classes from example photos, used for every photo after, the
     // The taught model is kept in the browser: a reload brings it back.
     await visit(page, "?backend=cpu");
     assert.match(await page.textContent("[data-testid=model-card]"), /3 classes/);
-    assert.match(await status(), /^Your taught model \(first breed, <b>second<\/b> breed, third breed\) is back/);
+    const back = /^Your model \(first breed, <b>second<\/b> breed, third breed\) is back, with your 3 classes and 15 photos/;
+    await page.waitForFunction((p) => new RegExp(p).test(document.querySelector("[data-testid=teach-status]").textContent), back.source, { timeout: TIMEOUT });
 
     // Back to the loaded model, then that export loaded from a file: the taught names again.
     await page.click("[data-testid=teach-reset]");
