@@ -451,6 +451,11 @@ impl<B: Backend> AlexNet<B> {
         self.with_last_layer(fc8)
     }
 
+    /// How many features fc7 gives (what a last layer takes).
+    pub fn fc7_width(&self) -> usize {
+        self.fc8.weight.dims()[0]
+    }
+
     /// The same network with `fc8` as its last layer (a taught one, for other classes).
     pub fn with_last_layer(self, fc8: Linear<B>) -> Self {
         Self { fc8, ..self }

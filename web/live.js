@@ -11,8 +11,9 @@ import { forget, keep, kept } from "./store.js";
 const $ = (id) => document.getElementById(id);
 
 // `model()`: the model in use; `classes()`: the teaching classes [{name, index, photos}];
-// `showModel(info)`: the page shows that model's card; `run(job)`: the teaching queue.
-export function setupLive({ model, classes, showModel, run }) {
+// `showModel(info)`: the page shows that model's card; `run(job)`: the teaching queue;
+// `rebased()`: the examples given again to a model that is now the loaded one.
+export function setupLive({ model, classes, showModel, run, rebased }) {
   let live = null; // {paused, stopped, resume}
   const status = (text) => {
     $("live-status").textContent = text;
@@ -110,6 +111,8 @@ export function setupLive({ model, classes, showModel, run }) {
       const { info } = await m.ask({ type: "liveEnd", keep: true });
       await forget("live");
       showModel(JSON.parse(info));
+      status("Giving the trained network your photos again…");
+      await rebased();
       const last = history[history.length - 1];
       status(`Trained ${history.length} epoch${history.length === 1 ? "" : "s"}${last ? `: loss ${last.loss.toFixed(3)}` : ""}; the trained model is in use now`);
     } finally {

@@ -45,7 +45,19 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     return busy;
   };
 
-  const live = setupLive({ model, classes: () => classes, showModel, run });
+  // The model in use is a new loaded one (picked, or trained live): its features differ, so every
+  // photo given so far is added again (called from within the queue).
+  async function rebased() {
+    taught = false;
+    const m = await model();
+    for (const entry of classes) {
+      for (const { source, photo } of entry.photos) {
+        await m.ask({ type: "example", bytes: new Uint8Array(await source.arrayBuffer()), class: entry.index, photo });
+      }
+    }
+  }
+
+  const live = setupLive({ model, classes: () => classes, showModel, run, rebased });
 
   $("teach-open").addEventListener("click", () => {
     $("teach-panel").hidden = !$("teach-panel").hidden;
@@ -210,9 +222,10 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
   $("teach-reset").addEventListener("click", () =>
     run(async () => {
       const { info } = await (await model()).ask({ type: "useLoaded" });
-      taught = false;
       await forgetTaught();
       showModel(JSON.parse(info));
+      status("Back to the loaded model: giving it your photos again…");
+      await rebased();
       status("Back to the loaded model (the taught one is no longer kept); your classes and photos are still here.");
     }));
 
@@ -279,15 +292,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     },
     // Another model was loaded: its features differ, so every photo given so far is added again.
     async modelChanged() {
-      taught = false;
-      await run(async () => {
-        const m = await model();
-        for (const entry of classes) {
-          for (const { source, photo } of entry.photos) {
-            await m.ask({ type: "example", bytes: new Uint8Array(await source.arrayBuffer()), class: entry.index, photo });
-          }
-        }
-      });
+      await run(rebased);
     },
   };
 }

@@ -7,7 +7,8 @@
 //        | {type: "example", id, bytes, class, photo} (a teaching example: its features, now)
 //        | {type: "nearest", id, photo, n} (the photos nearest it in fc7: the paper's Figure 4)
 //        | {type: "teach", id, names, epochs, seed} | {type: "weights", id} (the model in use's file)
-//        | {type: "useLoaded", id} (back to the model as loaded) | {type: "export", id, int8}
+//        | {type: "useLoaded", id} (back to the model as loaded; its examples then given again)
+//        | {type: "export", id, int8}
 //        | {type: "useWeights", id, bytes} (a kept taught model)
 //        | {type: "liveStart", id, names, photos, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
 //        | {type: "liveStep", id} | {type: "liveFilters", id} | {type: "liveEnd", id, keep}

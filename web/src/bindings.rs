@@ -154,10 +154,14 @@ impl Classifier {
         self.switch_to(bytes).await
     }
 
-    /// Back to the model as loaded (the examples stay).
+    /// Back to the model as loaded. The photos' features are forgotten (the model in use may have
+    /// been another network): the page gives the examples again.
     #[wasm_bindgen(js_name = useLoaded)]
     pub async fn use_loaded(&mut self) -> Result<(), JsError> {
-        self.switch_to(self.loaded.clone()).await
+        self.switch_to(self.loaded.clone()).await?;
+        self.examples = Examples::default();
+        self.photos = Neighbours::default();
+        Ok(())
     }
 
     /// The model in use as the weights file it was loaded or made from, unchanged (for the page
@@ -239,7 +243,8 @@ impl Classifier {
         picture("conv1 filters", filters)
     }
 
-    /// Ends the live run; with `keep`, its model is used from now on.
+    /// Ends the live run; with `keep`, its model is used, and is the loaded model, from now on (the
+    /// examples must then be given again).
     #[wasm_bindgen(js_name = liveEnd)]
     pub async fn live_end(&mut self, keep: bool) -> Result<(), JsError> {
         let weights = match (&self.live, keep) {
@@ -247,10 +252,14 @@ impl Classifier {
             _ => None,
         };
         self.live = None;
-        match weights {
-            Some(weights) => self.switch_to(weights).await,
-            None => Ok(()),
-        }
+        let Some(weights) = weights else { return Ok(()) };
+        // The trained network is the loaded one from now on: teaching builds on it, and every
+        // photo's features (from the network before) are forgotten, to be given again.
+        self.switch_to(weights.clone()).await?;
+        self.loaded = weights;
+        self.examples = Examples::default();
+        self.photos = Neighbours::default();
+        Ok(())
     }
 
     /// conv1's learned filters as one picture (the paper's Figure 3).

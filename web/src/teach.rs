@@ -70,6 +70,14 @@ impl Examples {
         let taught = teach_layer::<Autodiff<Flex>>(features, &self.classes, names.len(), config)
             .map_err(|e| WebError::Other(format!("Cannot teach: {e}.")))?;
         let base = SavedModel::<Flex>::from_bytes(base, &device).map_err(WebError::Weights)?;
+        if base.model.fc7_width() != self.width {
+            return Err(WebError::Other(format!(
+                "Cannot teach: the photos' features ({} values) come from another network than the \
+                 loaded one ({}): go back to the loaded model, or load a weights file, first.",
+                self.width,
+                base.model.fc7_width()
+            )));
+        }
         let labels = names.iter().map(|name| Label { name: name.trim().to_string(), wnid: None }).collect();
         let bytes =
             taught_model(base, taught.layer, labels).to_bytes(Precision::F32).map_err(WebError::Weights)?;

@@ -543,6 +543,16 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     assert.equal(scratch.length, 2);
     assert.ok(scratch.every((e) => Number.isFinite(e.loss)), `finite losses: ${scratch.map((e) => e.loss)}`);
 
+    // The trained network (narrower: other fc7 features) is now the one taught on: a photo given
+    // after it joins the others, and teaching works on all of them.
+    const firstClass = fs.readdirSync(path.join(teachDir, "val")).sort()[0];
+    const extra = path.join(teachDir, "val", firstClass, fs.readdirSync(path.join(teachDir, "val", firstClass)).sort()[0]);
+    await (await page.$$("[data-testid=teach-examples]"))[0].setInputFiles(extra);
+    await page.waitForFunction(() => /added to/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    await page.click("[data-testid=teach-train]");
+    await page.waitForFunction(() => /(trained|%)$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    assert.match(await page.textContent("[data-testid=teach-status]"), /^Taught 3 classes from 16 photos/);
+
     // Paused (no batch runs), resumed, then stopped early: the model trained so far is in use.
     await page.fill("[data-testid=live-epochs]", "200");
     await page.click("[data-testid=live-train]");
@@ -567,7 +577,8 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     const photosGiven = (await page.textContent("#teach-classes")).match(/[0-9]+ photos/g);
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: TIMEOUT });
-    await page.waitForFunction(() => /^Your 3 classes and [0-9]+ photos are back/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    // (The model taught above is kept too, and back first.)
+    await page.waitForFunction(() => /^Your model \(.*\) is back, with your 3 classes and 16 photos/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
     assert.deepEqual((await page.textContent("#teach-classes")).match(/[0-9]+ photos/g), photosGiven);
     // Epochs of one batch go fast: the reload came after epoch 2 or a little later.
     const [, kept] = (await page.textContent("[data-testid=live-interrupted]")).match(/interrupted after epoch ([0-9]+);/);
