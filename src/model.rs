@@ -17,10 +17,7 @@ use burn::config::Config;
 use burn::module::{Initializer, Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{
-    Dropout, DropoutConfig, Linear, LinearConfig, LocalResponseNorm, LocalResponseNormConfig,
-    PaddingConfig2d, Relu,
-};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, LocalResponseNorm, PaddingConfig2d, Relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -231,14 +228,9 @@ impl AlexNetConfig {
 /// PyTorch's) LocalResponseNorm divides alpha by n, so it is given `alpha * n`.
 pub const PAPER_LRN: Lrn = Lrn { size: 5, alpha: 1e-4, beta: 0.75, k: 2.0 };
 
-/// Burn's module for [`PAPER_LRN`] (what runs off the CPU).
+/// Burn's module for [`PAPER_LRN`].
 pub fn local_response_norm() -> LocalResponseNorm {
-    let Lrn { size, alpha, beta, k } = PAPER_LRN;
-    LocalResponseNormConfig::new(size)
-        .with_alpha(alpha as f64 * size as f64)
-        .with_beta(beta as f64)
-        .with_k(k as f64)
-        .init()
+    PAPER_LRN.burn_module()
 }
 
 /// One convolution of the table. `paper_bias`: its biases under the paper's initialisation.
@@ -503,9 +495,11 @@ impl<B: Backend> ModuleVisitor<B> for Largest {
     }
 }
 
+/// The paper's LRN where the preset has it (the module marks where; its parameters are
+/// [`PAPER_LRN`]).
 fn normalize<B: Backend>(lrn: &Option<LocalResponseNorm>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     match lrn {
-        Some(lrn) => response_norm(lrn, PAPER_LRN, x),
+        Some(_) => response_norm(PAPER_LRN, x),
         None => x,
     }
 }

@@ -160,10 +160,10 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       await keepPhoto(entry.name, name, source).catch((e) => {
         // Most likely the browser's storage is full: the photos from here on are used, not kept.
         notKept = `From ${name} on, photos are used but not kept in this browser (${e.message || e}): a reload loses them.`;
+        $("teach-kept").textContent = notKept;
+        $("teach-kept").hidden = false;
       });
     }
-    $("teach-kept").textContent = notKept;
-    $("teach-kept").hidden = !notKept;
   }
 
   // While `button` is held, a frame of the running camera every quarter second (at most one
@@ -255,40 +255,41 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     return { classes: names.length, photos: photos.length };
   }
 
+  // A taught model kept in this browser, in use again: its class names, or
+  // null when none was kept (or it could not be used).
+  async function restoreTaught() {
+    const cache = await keptCache();
+    const saved = cache && (await cache.match(KEPT));
+    if (!saved) return null;
+    try {
+      const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await saved.arrayBuffer()) });
+      const parsed = JSON.parse(info);
+      taught = true;
+      showModel(parsed);
+      $("teach-panel").hidden = false;
+      const names = parsed.labels.map((l) => l.name).join(", ");
+      status(`Your model (${names}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
+      return names;
+    } catch (e) {
+      await forgetTaught();
+      status(`The taught model kept in this browser could not be used (${e.message || e}); it is forgotten.`);
+      return null;
+    }
+  }
+
   return {
     // What an earlier visit left: the classes and photos, a taught model (a broken one is
     // forgotten), an interrupted live run.
     async restore() {
       // The model first: the photos' features are computed with the model in use.
-      const model = await this.restoreTaught();
+      const taughtNames = await restoreTaught();
       const examples = await restoreExamples();
       if (examples) {
         const given = `${examples.classes} classes and ${examples.photos} photos`;
-        const back = model ? `Your model (${model}) is back, with your ${given}` : `Your ${given} are back`;
+        const back = taughtNames ? `Your model (${taughtNames}) is back, with your ${given}` : `Your ${given} are back`;
         run(async () => status(`${back} (kept in this browser until you forget what this page keeps).`));
       }
       await live.restore();
-    },
-    // A taught model kept in this browser, in use again: its class names, or
-    // null when none was kept (or it could not be used).
-    async restoreTaught() {
-      const cache = await keptCache();
-      const saved = cache && (await cache.match(KEPT));
-      if (!saved) return null;
-      try {
-        const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await saved.arrayBuffer()) });
-        const parsed = JSON.parse(info);
-        taught = true;
-        showModel(parsed);
-        $("teach-panel").hidden = false;
-        const names = parsed.labels.map((l) => l.name).join(", ");
-        status(`Your model (${names}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
-        return names;
-      } catch (e) {
-        await forgetTaught();
-        status(`The taught model kept in this browser could not be used (${e.message || e}); it is forgotten.`);
-        return null;
-      }
     },
     // Another model was loaded: its features differ, so every photo given so far is added again.
     async modelChanged() {

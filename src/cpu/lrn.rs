@@ -4,6 +4,7 @@
 //! CPU; here each channel's window sum is a handful of whole-plane additions (vectorised), and
 //! `s^-0.75` is two square roots rather than a power.
 
+use burn::nn::{LocalResponseNorm, LocalResponseNormConfig};
 use rayon::prelude::*;
 
 /// `b_c = a_c / (k + alpha * sum of a_c'^2 over the `size` channels centred on c)^beta`, with
@@ -25,6 +26,15 @@ pub struct LrnShape {
 }
 
 impl Lrn {
+    /// Burn's module for these parameters (what runs off the CPU): it divides alpha by the size.
+    pub fn burn_module(&self) -> LocalResponseNorm {
+        LocalResponseNormConfig::new(self.size)
+            .with_alpha(self.alpha as f64 * self.size as f64)
+            .with_beta(self.beta as f64)
+            .with_k(self.k as f64)
+            .init()
+    }
+
     /// The channels in channel `c`'s window (those of `channels` that exist).
     fn window(&self, c: usize, channels: usize) -> std::ops::Range<usize> {
         let before = (self.size - 1) / 2;
@@ -86,16 +96,17 @@ pub fn backward(x: &[f32], grad_output: &[f32], lrn: &Lrn, shape: &LrnShape) -> 
         .zip(grad_output.par_chunks(image_len))
         .for_each(|((grad, image), g)| {
             let scales = lrn.scales(image, shape);
+            let powers: Vec<f32> = scales.iter().map(|&s| lrn.inverse_power(s)).collect();
             let spread: Vec<f32> = image
                 .iter()
                 .zip(g)
-                .zip(&scales)
-                .map(|((a, g), s)| g * a * lrn.inverse_power(*s) / s)
+                .zip(scales.iter().zip(&powers))
+                .map(|((a, g), (s, p))| g * a * p / s)
                 .collect();
             // The window is symmetric, so the windows holding j are j's own window.
             let sums = window_sums(lrn, &spread, shape, |sum| sum);
-            for (((out, a), g), (s, sum)) in grad.iter_mut().zip(image).zip(g).zip(scales.iter().zip(&sums)) {
-                *out = g * lrn.inverse_power(*s) - factor * a * sum;
+            for (((out, a), g), (p, sum)) in grad.iter_mut().zip(image).zip(g).zip(powers.iter().zip(&sums)) {
+                *out = g * p - factor * a * sum;
             }
         });
     grad

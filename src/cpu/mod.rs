@@ -29,7 +29,7 @@ use std::any::{Any, TypeId};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Linear, LocalResponseNorm, PaddingConfig2d};
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_autodiff::Autodiff;
@@ -89,14 +89,14 @@ pub fn max_pool<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     }
 }
 
-/// `module.forward(x)`, where `params` are the module's own: ours on the CPU, Burn's elsewhere.
-pub fn response_norm<B: Backend>(module: &LocalResponseNorm, params: Lrn, x: Tensor<B, 4>) -> Tensor<B, 4> {
+/// Local response normalisation with `params`: ours on the CPU, Burn's elsewhere.
+pub fn response_norm<B: Backend>(params: Lrn, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [images, channels, height, width] = x.dims();
     let shape = LrnShape { images, channels, pixels: height * width };
     match flex_kind::<B>().filter(|_| x.dtype() == DType::F32 && params.size % 2 == 1) {
         Some(FlexKind::Plain) => tensor(lrn_forward(cast(primitive(x)), &params, &shape)),
         Some(FlexKind::Autodiff) => tensor(graph::lrn(cast(primitive(x)), params, shape)),
-        None => module.forward(x),
+        None => params.burn_module().forward(x),
     }
 }
 

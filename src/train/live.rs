@@ -58,10 +58,10 @@ const MIN_CROP_AREA: f32 = 0.35;
 
 /// Whether a run on `photos` photos can be kept in memory (see [`MAX_PHOTOS`]).
 pub fn check_photo_count(photos: usize) -> Result<(), LiveError> {
-    match photos > MAX_PHOTOS {
-        true => Err(LiveError::TooManyPhotos(photos)),
-        false => Ok(()),
+    if photos > MAX_PHOTOS {
+        return Err(LiveError::TooManyPhotos(photos));
     }
+    Ok(())
 }
 
 /// Where a live run starts.
@@ -157,14 +157,13 @@ impl<B: AutodiffBackend> LiveTraining<B> {
     /// The run a checkpoint was taken of, ready for its photos (added again, in the same order)
     /// and its next epoch.
     pub fn resume(checkpoint: Checkpoint, device: &B::Device) -> Result<Self, LiveError> {
-        let unreadable = |e: String| LiveError::Unreadable(e);
-        let state: RunState =
-            serde_json::from_str(&checkpoint.state).map_err(|e| unreadable(e.to_string()))?;
-        state.info.config.validate().map_err(unreadable)?;
+        let unreadable = |e: &dyn std::fmt::Display| LiveError::Unreadable(e.to_string());
+        let state: RunState = serde_json::from_str(&checkpoint.state).map_err(|e| unreadable(&e))?;
+        state.info.config.validate().map_err(|e| unreadable(&e))?;
         let records = Records::default();
-        let model_record = records.load(checkpoint.model, device).map_err(|e| unreadable(e.to_string()))?;
+        let model_record = records.load(checkpoint.model, device).map_err(|e| unreadable(&e))?;
         let model = state.info.config.init::<B>(device).load_record(model_record);
-        let optim_record = records.load(checkpoint.optim, device).map_err(|e| unreadable(e.to_string()))?;
+        let optim_record = records.load(checkpoint.optim, device).map_err(|e| unreadable(&e))?;
         Ok(Self::from_parts(model, sgd().load_record(optim_record), state, device))
     }
 

@@ -159,8 +159,7 @@ impl Classifier {
     #[wasm_bindgen(js_name = useLoaded)]
     pub async fn use_loaded(&mut self) -> Result<(), JsError> {
         self.switch_to(self.loaded.clone()).await?;
-        self.examples = Examples::default();
-        self.photos = Neighbours::default();
+        self.forget_features();
         Ok(())
     }
 
@@ -257,8 +256,7 @@ impl Classifier {
         // photo's features (from the network before) are forgotten, to be given again.
         self.switch_to(weights.clone()).await?;
         self.loaded = weights;
-        self.examples = Examples::default();
-        self.photos = Neighbours::default();
+        self.forget_features();
         Ok(())
     }
 
@@ -283,6 +281,13 @@ impl Classifier {
 impl Classifier {
     fn live_run(&mut self) -> Result<&mut LiveTraining<Autodiff<Flex>>, JsError> {
         self.live.as_mut().ok_or_else(|| JsError::new("no live training run: start one first"))
+    }
+
+    /// Forgets every photo's fc7 features (examples and classified ones): they came from a
+    /// network no longer in use, and the page gives the examples again.
+    fn forget_features(&mut self) {
+        self.examples = Examples::default();
+        self.photos = Neighbours::default();
     }
 
     /// Uses `weights` from now on, on the same backend.

@@ -67,8 +67,6 @@ impl Examples {
         let device = Default::default();
         let shape = [self.classes.len(), self.width];
         let features = Tensor::<Flex, 2>::from_data(TensorData::new(self.rows.clone(), shape), &device);
-        let taught = teach_layer::<Autodiff<Flex>>(features, &self.classes, names.len(), config)
-            .map_err(|e| WebError::Other(format!("Cannot teach: {e}.")))?;
         let base = SavedModel::<Flex>::from_bytes(base, &device).map_err(WebError::Weights)?;
         if base.model.fc7_width() != self.width {
             return Err(WebError::Other(format!(
@@ -78,6 +76,8 @@ impl Examples {
                 base.model.fc7_width()
             )));
         }
+        let taught = teach_layer::<Autodiff<Flex>>(features, &self.classes, names.len(), config)
+            .map_err(|e| WebError::Other(format!("Cannot teach: {e}.")))?;
         let labels = names.iter().map(|name| Label { name: name.trim().to_string(), wnid: None }).collect();
         let bytes =
             taught_model(base, taught.layer, labels).to_bytes(Precision::F32).map_err(WebError::Weights)?;
