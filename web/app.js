@@ -344,6 +344,11 @@ function showModel(info, manifest = null) {
   renderCard(info, manifest);
 }
 
+// conv1's filters of the model in use, in "Inside the network".
+function showFilters(model) {
+  model.filters().then((p) => $("filters").replaceChildren(figureOf(p)), () => {});
+}
+
 // A weights file picked by the visitor: loaded in a new worker on the same backend and checked
 // there first; the model in use stays when it fails.
 async function loadModelFile(file, teaching) {
@@ -362,7 +367,7 @@ async function loadModelFile(file, teaching) {
   model.backendName = loaded.backend;
   activeModel = model;
   showModel(JSON.parse(loaded.info));
-  model.filters().then((p) => $("filters").replaceChildren(figureOf(p)), () => {});
+  showFilters(model);
   await teaching.modelChanged();
 }
 
@@ -370,7 +375,12 @@ async function main() {
   wireInputs();
   $("forget").addEventListener("click", forgetStorage);
   $("camera").addEventListener("click", toggleCamera);
-  const teaching = setupTeaching({ model: currentModel, showModel: (info) => showModel(info), registerPhoto });
+  let bundled = null; // the bundled model's weights file, for "back to the bundled model"
+  const modelInUse = (info) => {
+    showModel(info);
+    currentModel().then(showFilters);
+  };
+  const teaching = setupTeaching({ model: currentModel, bundled: () => bundled, showModel: modelInUse, registerPhoto });
   $("model-file").addEventListener("change", (e) => {
     const [file] = e.target.files;
     e.target.value = "";
@@ -401,6 +411,7 @@ async function main() {
     }
     const { model, loaded, why } = started;
     await weights.keep();
+    bundled = weights.bytes;
     $("progress").hidden = true;
     $("backend").textContent = why ? `${loaded.backend} (${why})` : loaded.backend;
     model.backendName = loaded.backend;
@@ -412,7 +423,7 @@ async function main() {
     activeModel = model;
     resolveModel(model);
     showStorage();
-    model.filters().then((p) => $("filters").replaceChildren(figureOf(p)), () => {});
+    showFilters(model);
     await teaching.restore();
     document.body.dataset.ready = "true";
   } catch (e) {

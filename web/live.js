@@ -12,8 +12,8 @@ const $ = (id) => document.getElementById(id);
 
 // `model()`: the model in use; `classes()`: the teaching classes [{name, index, photos}];
 // `showModel(info)`: the page shows that model's card; `run(job)`: the teaching queue;
-// `rebased()`: the examples given again to a model that is now the loaded one.
-export function setupLive({ model, classes, showModel, run, rebased }) {
+// `newLoaded()`: the trained model, now the loaded one, kept and given the examples again.
+export function setupLive({ model, classes, showModel, run, newLoaded }) {
   let live = null; // {paused, stopped, resume}
   const status = (text) => {
     $("live-status").textContent = text;
@@ -112,7 +112,7 @@ export function setupLive({ model, classes, showModel, run, rebased }) {
       await forget("live");
       showModel(JSON.parse(info));
       status("Giving the trained network your photos again…");
-      await rebased();
+      await newLoaded();
       const last = history[history.length - 1];
       status(`Trained ${history.length} epoch${history.length === 1 ? "" : "s"}${last ? `: loss ${last.loss.toFixed(3)}` : ""}; the trained model is in use now`);
     } finally {

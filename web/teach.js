@@ -14,24 +14,35 @@ const MAX_NAME = 60;
 // Passes over the examples and the seed: `trainer teach`'s defaults, so both give the same layer.
 const EPOCHS = 30;
 const SEED = 0;
-// Where the taught model in use is kept (Cache Storage, the page's model cache) until the visitor
-// goes back to the loaded model or forgets what the page keeps.
-const KEPT = new Request(new URL("taught/model.safetensors", location.href));
-const keptCache = () => ("caches" in self ? caches.open(CACHE_NAME) : null);
-
-async function keepTaught(bytes) {
-  const cache = await keptCache();
-  if (cache) await cache.put(KEPT, new Response(bytes));
+// Models made or picked here, kept (Cache Storage, the page's model cache) until the visitor goes
+// back or forgets what the page keeps: the taught model in use, and the loaded model when it is
+// not the bundled one (a network trained live, or a picked weights file).
+function keptModel(path) {
+  const request = new Request(new URL(path, location.href));
+  const cache = () => ("caches" in self ? caches.open(CACHE_NAME) : null);
+  return {
+    async keep(bytes) {
+      const c = await cache();
+      if (c) await c.put(request, new Response(bytes));
+    },
+    async forget() {
+      const c = await cache();
+      if (c) await c.delete(request);
+    },
+    async bytes() {
+      const c = await cache();
+      const saved = c && (await c.match(request));
+      return saved ? new Uint8Array(await saved.arrayBuffer()) : null;
+    },
+  };
 }
+const TAUGHT = keptModel("taught/model.safetensors");
+const LOADED = keptModel("loaded/model.safetensors");
 
-async function forgetTaught() {
-  const cache = await keptCache();
-  if (cache) await cache.delete(KEPT);
-}
-
-// `model()`: the model in use (a promise); `showModel(info)`: the page shows that model's card;
+// `model()`: the model in use (a promise); `bundled()`: the bundled model's weights file (bytes);
+// `showModel(info)`: the page shows the card (and filters) of the model now in use;
 // `registerPhoto(name, url)`: the page's id for a photo (the nearest photos show examples too).
-export function setupTeaching({ model, showModel, registerPhoto }) {
+export function setupTeaching({ model, bundled, showModel, registerPhoto }) {
   const classes = []; // {name, index, photos: [{source: a File or Blob, photo}], count}
   let busy = Promise.resolve();
   let taught = false;
@@ -45,8 +56,8 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     return busy;
   };
 
-  // The model in use is a new loaded one (picked, or trained live): its features differ, so every
-  // photo given so far is added again (called from within the queue).
+  // The model in use is another network (its features differ): every photo given so far is added
+  // again (called from within the queue).
   async function rebased() {
     taught = false;
     const m = await model();
@@ -57,7 +68,17 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     }
   }
 
-  const live = setupLive({ model, classes: () => classes, showModel, run, rebased });
+  // A new loaded model is in use (trained live, or picked): kept in this browser in place of the
+  // bundled one (a taught model made on the one before is forgotten), then given every photo.
+  async function newLoaded() {
+    const { bytes } = await (await model()).ask({ type: "weights" });
+    await TAUGHT.forget();
+    await LOADED.keep(bytes).catch((e) => status(`This model could not be kept in this browser (${e.message || e}): a reload goes back to the bundled one.`));
+    $("teach-bundled").hidden = false;
+    await rebased();
+  }
+
+  const live = setupLive({ model, classes: () => classes, showModel, run, newLoaded });
 
   $("teach-open").addEventListener("click", () => {
     $("teach-panel").hidden = !$("teach-panel").hidden;
@@ -211,7 +232,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
       const { lesson, info, ms } = await m.ask({ type: "teach", names: classes.map((c) => c.name), epochs: EPOCHS, seed: SEED });
       taught = true;
       showModel(JSON.parse(info));
-      await keepTaught((await m.ask({ type: "weights" })).bytes);
+      await TAUGHT.keep((await m.ask({ type: "weights" })).bytes);
       const how = `${lesson.classes} classes from ${lesson.examples} photos in ${(ms / 1000).toFixed(1)} s`;
       status(lesson.held_out_top1 === null
         ? `Taught ${how} (too few photos to hold some out): trained`
@@ -222,7 +243,7 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
   $("teach-reset").addEventListener("click", () =>
     run(async () => {
       const { info } = await (await model()).ask({ type: "useLoaded" });
-      await forgetTaught();
+      await TAUGHT.forget();
       showModel(JSON.parse(info));
       status("Back to the loaded model: giving it your photos again…");
       await rebased();
@@ -255,45 +276,59 @@ export function setupTeaching({ model, showModel, registerPhoto }) {
     return { classes: names.length, photos: photos.length };
   }
 
-  // A taught model kept in this browser, in use again: its class names, or
-  // null when none was kept (or it could not be used).
-  async function restoreTaught() {
-    const cache = await keptCache();
-    const saved = cache && (await cache.match(KEPT));
-    if (!saved) return null;
+  // A model kept in this browser (`kept`: TAUGHT or LOADED), in use again (`type`: "useWeights"
+  // or "useAsLoaded"): its class names, or null when none was kept (or it could not be used, and
+  // is forgotten).
+  async function restoreModel(kept, type, what) {
+    const bytes = await kept.bytes();
+    if (!bytes) return null;
     try {
-      const { info } = await (await model()).ask({ type: "useWeights", bytes: new Uint8Array(await saved.arrayBuffer()) });
+      const { info } = await (await model()).ask({ type, bytes });
       const parsed = JSON.parse(info);
-      taught = true;
       showModel(parsed);
       $("teach-panel").hidden = false;
-      const names = parsed.labels.map((l) => l.name).join(", ");
-      status(`Your model (${names}) is back: it is kept in this browser until you go back to the loaded model or forget what this page keeps.`);
-      return names;
+      return parsed.labels.map((l) => l.name).join(", ");
     } catch (e) {
-      await forgetTaught();
-      status(`The taught model kept in this browser could not be used (${e.message || e}); it is forgotten.`);
+      await kept.forget();
+      status(`The ${what} kept in this browser could not be used (${e.message || e}); it is forgotten.`);
       return null;
     }
   }
+
+  $("teach-bundled").addEventListener("click", () =>
+    run(async () => {
+      const { info } = await (await model()).ask({ type: "useAsLoaded", bytes: bundled() });
+      await LOADED.forget();
+      await TAUGHT.forget();
+      $("teach-bundled").hidden = true;
+      showModel(JSON.parse(info));
+      status("Back to the bundled model: giving it your photos again…");
+      await rebased();
+      status("Back to the bundled model; your classes and photos are still here.");
+    }));
 
   return {
     // What an earlier visit left: the classes and photos, a taught model (a broken one is
     // forgotten), an interrupted live run.
     async restore() {
-      // The model first: the photos' features are computed with the model in use.
-      const taughtNames = await restoreTaught();
+      // The models first (the loaded one, then one taught on it): the photos' features are
+      // computed with the model in use.
+      const loadedNames = await restoreModel(LOADED, "useAsLoaded", "trained or picked model");
+      $("teach-bundled").hidden = !loadedNames;
+      const taughtNames = await restoreModel(TAUGHT, "useWeights", "taught model");
+      taught = Boolean(taughtNames);
+      const names = taughtNames || loadedNames;
       const examples = await restoreExamples();
-      if (examples) {
-        const given = `${examples.classes} classes and ${examples.photos} photos`;
-        const back = taughtNames ? `Your model (${taughtNames}) is back, with your ${given}` : `Your ${given} are back`;
-        run(async () => status(`${back} (kept in this browser until you forget what this page keeps).`));
-      }
+      const given = examples && `${examples.classes} classes and ${examples.photos} photos`;
+      const back = names
+        ? `Your model (${names}) is back${given ? `, with your ${given}` : ""}`
+        : given && `Your ${given} are back`;
+      if (back) run(async () => status(`${back} (kept in this browser until you go back or forget what this page keeps).`));
       await live.restore();
     },
-    // Another model was loaded: its features differ, so every photo given so far is added again.
+    // A picked weights file was loaded: kept, and given every photo (its features differ).
     async modelChanged() {
-      await run(rebased);
+      await run(newLoaded);
     },
   };
 }

@@ -10,6 +10,7 @@
 //        | {type: "useLoaded", id} (back to the model as loaded; its examples then given again)
 //        | {type: "export", id, int8}
 //        | {type: "useWeights", id, bytes} (a kept taught model)
+//        | {type: "useAsLoaded", id, bytes} (another loaded model: a kept one, or the bundled again)
 //        | {type: "liveStart", id, names, photos, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
 //        | {type: "liveStep", id} | {type: "liveFilters", id} | {type: "liveEnd", id, keep}
 //        | {type: "liveCheckpoint", id} | {type: "liveResume", id, state, model, optim}
@@ -34,6 +35,13 @@ onmessage = ({ data }) => {
   queue = queue.then(() => handle(data));
 };
 
+// Requests that change the model in use; each answers with the new model's card.
+const SWITCHES = {
+  useLoaded: () => classifier.useLoaded(),
+  useWeights: (data) => classifier.useWeights(data.bytes),
+  useAsLoaded: (data) => classifier.useAsLoaded(data.bytes),
+};
+
 async function handle(data) {
   try {
     await ready;
@@ -56,8 +64,8 @@ async function handle(data) {
       const start = performance.now();
       const lesson = JSON.parse(await classifier.teach(data.names, data.epochs, BigInt(data.seed)));
       postMessage({ type: "taught", id: data.id, lesson, info: classifier.infoJson(), ms: performance.now() - start });
-    } else if (data.type === "useLoaded" || data.type === "useWeights") {
-      await (data.type === "useLoaded" ? classifier.useLoaded() : classifier.useWeights(data.bytes));
+    } else if (data.type in SWITCHES) {
+      await SWITCHES[data.type](data);
       postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
     } else if (data.type === "weights") {
       const bytes = classifier.weightsInUse();

@@ -369,6 +369,13 @@ struct Start<B: AutodiffBackend, O> {
     first_epoch: usize,
 }
 
+/// The rate a resumed run is set to by hand: `--lr` when it differs from the one the run was
+/// last started with, so that the same command given again with `--resume` goes on along its
+/// schedule.
+fn new_rate(given: Option<f64>, run_had: Option<f64>) -> Option<f64> {
+    given.filter(|&lr| Some(lr) != run_had)
+}
+
 fn start<B: AutodiffBackend>(
     opts: &TrainOptions,
     config: &AlexNetConfig,
@@ -395,7 +402,7 @@ fn start<B: AutodiffBackend>(
         let state = loaded.state;
         check_compatible(&state, opts, classes)?;
         let mut schedule = state.schedule;
-        if let Some(lr) = opts.lr {
+        if let Some(lr) = new_rate(opts.lr, state.options.lr) {
             schedule.set_lr(lr, state.epoch);
         }
         eprintln!("resuming after epoch {} (lr {})", state.epoch, schedule.lr());
@@ -688,4 +695,17 @@ fn check_finite(mean_loss: f64, epoch: usize) -> Result<()> {
         bail!("the loss became {mean_loss} in epoch {epoch}: lower --lr");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_rate;
+
+    #[test]
+    fn resuming_with_the_runs_own_rate_keeps_its_schedule() {
+        assert_eq!(new_rate(Some(0.003), Some(0.003)), None, "the same command again");
+        assert_eq!(new_rate(Some(0.001), Some(0.003)), Some(0.001), "a rate lowered by hand");
+        assert_eq!(new_rate(Some(0.001), None), Some(0.001), "a run started at the default rate");
+        assert_eq!(new_rate(None, Some(0.003)), None);
+    }
 }

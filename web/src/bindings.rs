@@ -154,6 +154,18 @@ impl Classifier {
         self.switch_to(bytes).await
     }
 
+    /// Uses a weights file's bytes from now on as the loaded model (one the page kept from an
+    /// earlier visit, or the bundled one again): teaching builds on it and "back to the loaded
+    /// model" returns to it. The photos' features are forgotten, to be given again. The model in
+    /// use stays when the file fails to load.
+    #[wasm_bindgen(js_name = useAsLoaded)]
+    pub async fn use_as_loaded(&mut self, bytes: Vec<u8>) -> Result<(), JsError> {
+        self.switch_to(bytes.clone()).await?;
+        self.loaded = bytes;
+        self.forget_features();
+        Ok(())
+    }
+
     /// Back to the model as loaded. The photos' features are forgotten (the model in use may have
     /// been another network): the page gives the examples again.
     #[wasm_bindgen(js_name = useLoaded)]
@@ -251,13 +263,10 @@ impl Classifier {
             _ => None,
         };
         self.live = None;
-        let Some(weights) = weights else { return Ok(()) };
-        // The trained network is the loaded one from now on: teaching builds on it, and every
-        // photo's features (from the network before) are forgotten, to be given again.
-        self.switch_to(weights.clone()).await?;
-        self.loaded = weights;
-        self.forget_features();
-        Ok(())
+        match weights {
+            Some(weights) => self.use_as_loaded(weights).await,
+            None => Ok(()),
+        }
     }
 
     /// conv1's learned filters as one picture (the paper's Figure 3).

@@ -577,7 +577,7 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     const photosGiven = (await page.textContent("#teach-classes")).match(/[0-9]+ photos/g);
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: TIMEOUT });
-    // (The model taught above is kept too, and back first.)
+    // (The model trained live before is kept too, as the loaded one, and back first.)
     await page.waitForFunction(() => /^Your model \(.*\) is back, with your 3 classes and 16 photos/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
     assert.deepEqual((await page.textContent("#teach-classes")).match(/[0-9]+ photos/g), photosGiven);
     // Epochs of one batch go fast: the reload came after epoch 2 or a little later.
@@ -590,6 +590,18 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     const resumed = JSON.parse(await page.getAttribute("[data-testid=live-curves]", "data-history"));
     assert.ok(resumed.length > Number(kept), `the ${kept} epochs before the reload and at least one after: ${resumed.length}`);
     assert.ok(await page.isHidden("[data-testid=live-interrupted]"));
+
+    // The trained model is kept as the loaded one: a reload brings it back, and "back to the
+    // bundled model" returns to the page's own for good.
+    await visit(page, "?backend=cpu");
+    await page.waitForFunction(() => /^Your model \(.*\) is back, with your 3 classes and 16 photos/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    assert.match(await page.textContent("[data-testid=model-card]"), /3 classes/);
+    await page.click("[data-testid=teach-bundled]");
+    await page.waitForFunction(() => /^Back to the bundled model;/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/);
+    await visit(page, "?backend=cpu");
+    assert.match(await page.textContent("[data-testid=model-card]"), /10 classes/, "the bundled model again after a reload");
+    assert.ok(await page.isHidden("[data-testid=teach-bundled]"));
   } finally {
     await context.close();
   }
