@@ -25,6 +25,8 @@ fn live_error(e: live::LiveError) -> JsError {
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    // Warnings and errors only; a second instance in the same worker finds the logger set.
+    let _ = console_log::init_with_level(log::Level::Warn);
 }
 
 /// An AlexNet ready to classify images.

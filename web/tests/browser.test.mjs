@@ -120,9 +120,9 @@ async function visit(page, query) {
 }
 
 async function openPage({ webgpu, query = "", model = "/fixtures/model.safetensors", camera = false }) {
-  const { context, page } = await launch({ webgpu, camera });
+  const { context, page, logged } = await launch({ webgpu, camera });
   await visit(page, `?model=${model}${query}`);
-  return { context, page };
+  return { context, page, logged };
 }
 
 async function classify(page, file) {
@@ -183,12 +183,14 @@ async function agreesWithNative(page, label) {
 
 test("WebGPU agrees with native, bad files give errors, no stray requests", { timeout: 4 * TIMEOUT }, async () => {
   // SwiftShader is a software adapter: the page would pick the CPU by itself (tested below).
-  const { context, page } = await openPage({ webgpu: true, query: "&backend=webgpu" });
+  const { context, page, logged } = await openPage({ webgpu: true, query: "&backend=webgpu" });
   try {
     const backend = await page.textContent("[data-testid=backend]");
     assert.match(backend, /WebGPU/);
     const loadedRequests = requests.length;
     await agreesWithNative(page, "WebGPU");
+    // No kernel the browser rejected (CubeCL logs those to the worker's console).
+    assert.deepEqual(logged, [], "the console");
 
     const expectedErrors = {
       "text.jpg": "not an image in a supported format",
