@@ -2,10 +2,9 @@
 # Retrains the model that web/model/ ships (see web/model/MODEL_CARD.md), on the CPU, then
 # evaluates it on the whole validation split, centre crop and 10 crops, in f32, f16 and int8:
 #
-#   scripts/train-shipped-model.sh [OUT_DIR]      (default runs/shipped; ~90-105 min on 2 cores with Burn's LRN, when the
-#   shipped model was trained; our LRN (src/cpu/lrn.rs) trains 2.3-2.9x faster)
+#   scripts/train-shipped-model.sh [OUT_DIR]      (default runs/shipped; ~110 min on 2 cores)
 #
-# The paper's preset (LRN, two groups, dropout on fc6's and fc7's outputs) at quarter width, He
+# The paper's preset (LRN, two groups, dropout on fc6's and fc7's outputs) at half width, He
 # initialisation, SGD with momentum 0.9 and weight decay 5e-4 at batch 32, lr 0.003 falling along
 # half a cosine to 0 over 48 epochs, random-resized crops of at least 35 % of the central square
 # (with flips and PCA lighting), validation on 100 val photos per class after every epoch (the
@@ -20,7 +19,7 @@ target="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p trainer
 trainer="$target/release/trainer"
 
-"$trainer" --backend cpu train --data "$data" --out "$out" --preset paper --width 0.25 --dropout 0.5 \
+"$trainer" --backend cpu train --data "$data" --out "$out" --preset paper --width 0.5 --dropout 0.5 \
   --init he --lr 0.003 --batch-size 32 --epochs 48 --lr-schedule cosine --min-crop-area 0.35 \
   --val-per-class 100 --cache-images --seed 1 --no-tui
 

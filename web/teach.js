@@ -308,8 +308,8 @@ export function setupTeaching({ model, bundled, showModel, registerPhoto }) {
     }));
 
   return {
-    // What an earlier visit left: the classes and photos, a taught model (a broken one is
-    // forgotten), an interrupted live run.
+    // What an earlier visit left: a trained or picked model, a taught one (a broken one is
+    // forgotten), the classes and photos, an interrupted live run.
     async restore() {
       // The models first (the loaded one, then one taught on it): the photos' features are
       // computed with the model in use.

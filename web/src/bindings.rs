@@ -25,7 +25,8 @@ fn live_error(e: live::LiveError) -> JsError {
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
-    // Warnings and errors only; a second instance in the same worker finds the logger set.
+    // Warnings and errors (the browser's verdicts on CubeCL's shaders among them) in the worker's
+    // console; setting the logger fails only if one is set already.
     let _ = console_log::init_with_level(log::Level::Warn);
 }
 

@@ -352,7 +352,7 @@ test("the shipped model loads by default with a clean console, agrees with nativ
     // Inside the network: conv1's filters after load; for an image, the pixels that drove its
     // top class and the five conv layers' feature maps.
     const filters = await page.$eval("[data-testid=filters] canvas", (c) => [c.width, c.height]);
-    assert.deepEqual(filters, [12 * 12 + 1, 2 * 12 + 1], "24 filters of 11x11 in two rows (one per group)");
+    assert.deepEqual(filters, [24 * 12 + 1, 2 * 12 + 1], "48 filters of 11x11 in two rows (one per group)");
     await page.click("[data-testid=shot]:first-child [data-testid=explain]");
     await page.waitForSelector("[data-testid=shot]:first-child [data-testid=inside] figure", { timeout: TIMEOUT });
     const figures = await page.$$eval("[data-testid=shot]:first-child [data-testid=inside] figcaption", (els) => els.map((e) => e.textContent));
@@ -536,7 +536,7 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     assert.match(await liveStatus(), /^Trained 24 epochs: loss [0-9.]+; the trained model is in use now$/);
     assert.match(await page.textContent("[data-testid=model-card]"), /3 classes/);
     const filters = await page.$eval("[data-testid=live-filters] canvas", (c) => [c.width, c.height]);
-    assert.deepEqual(filters, [12 * 12 + 1, 2 * 12 + 1], "the fine-tuned model's 24 conv1 filters");
+    assert.deepEqual(filters, [24 * 12 + 1, 2 * 12 + 1], "the fine-tuned model's 48 conv1 filters");
     const { rows, error } = await classify(page, path.join(teachDir, "val", fs.readdirSync(path.join(teachDir, "val")).sort()[0], fs.readdirSync(path.join(teachDir, "val", fs.readdirSync(path.join(teachDir, "val")).sort()[0]))[0]));
     assert.equal(error, "");
     assert.equal(rows.length, 3, "the trained model's three classes");
