@@ -240,15 +240,25 @@ export function setupTeaching({ model, bundled, showModel, registerPhoto }) {
       $("teach-export").disabled = false;
     }));
 
+  // Back to the loaded model (`request` useLoaded) or to the bundled one (useAsLoaded): the kept
+  // models it replaces are forgotten, and every photo is given to it again.
+  async function goBack(request, name, done) {
+    const { info } = await (await model()).ask(request);
+    await TAUGHT.forget();
+    if (request.type === "useAsLoaded") {
+      await LOADED.forget();
+      $("teach-bundled").hidden = true;
+    }
+    showModel(JSON.parse(info));
+    status(`Back to the ${name}: giving it your photos again…`);
+    await rebased();
+    status(`Back to the ${name}${done}; your classes and photos are still here.`);
+  }
+
   $("teach-reset").addEventListener("click", () =>
-    run(async () => {
-      const { info } = await (await model()).ask({ type: "useLoaded" });
-      await TAUGHT.forget();
-      showModel(JSON.parse(info));
-      status("Back to the loaded model: giving it your photos again…");
-      await rebased();
-      status("Back to the loaded model (the taught one is no longer kept); your classes and photos are still here.");
-    }));
+    run(() => goBack({ type: "useLoaded" }, "loaded model", " (the taught one is no longer kept)")));
+  $("teach-bundled").addEventListener("click", () =>
+    run(() => goBack({ type: "useAsLoaded", bytes: bundled() }, "bundled model", "")));
 
   $("teach-export").addEventListener("click", () =>
     run(async () => {
@@ -294,18 +304,6 @@ export function setupTeaching({ model, bundled, showModel, registerPhoto }) {
       return null;
     }
   }
-
-  $("teach-bundled").addEventListener("click", () =>
-    run(async () => {
-      const { info } = await (await model()).ask({ type: "useAsLoaded", bytes: bundled() });
-      await LOADED.forget();
-      await TAUGHT.forget();
-      $("teach-bundled").hidden = true;
-      showModel(JSON.parse(info));
-      status("Back to the bundled model: giving it your photos again…");
-      await rebased();
-      status("Back to the bundled model; your classes and photos are still here.");
-    }));
 
   return {
     // What an earlier visit left: a trained or picked model, a taught one (a broken one is
