@@ -45,8 +45,12 @@ fn byte(v: f32, lo: f32, hi: f32) -> u8 {
 /// paper's two groups, each group (each of the paper's GPUs) fills its own rows, as in Figure 3.
 pub fn filters<B: Backend>(model: &AlexNet<B>) -> Picture {
     let weights = model.conv1_filters();
-    let [count, channels, k, _] = weights.dims();
-    let w = values(weights);
+    let dims = weights.dims();
+    filters_of(dims, &values(weights))
+}
+
+/// [`filters`] from conv1's weights `w` (read from the model by the caller), of shape `dims`.
+pub fn filters_of([count, channels, k, _]: [usize; 4], w: &[f32]) -> Picture {
     let columns = if count % 2 == 0 && count >= 16 { (count / 2).clamp(8, 48) } else { count.min(16) };
     let rows = count.div_ceil(columns);
     let step = k as u32 + 1;

@@ -11,12 +11,14 @@ export const LONG = 60 * 60 * 1000;
 
 // `{page, close}`: a page in a new headless Chromium; `close` also removes its profile.
 // `options`: more of Playwright's context options (e.g. `viewport`).
+export const CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+
 export async function launchChromium(options = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "alexnet-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    args: CHROMIUM_FLAGS,
     ...options,
   });
   const page = context.pages()[0] || (await context.newPage());

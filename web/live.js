@@ -144,7 +144,7 @@ export function setupLive({ model, classes, showModel, run, newLoaded }) {
       }
       const { progress } = await m.ask({ type: "liveStep" });
       if (!progress) break;
-      images += 16;
+      images += progress.images;
       const rate = images / ((performance.now() - started) / 1000);
       status(`Epoch ${progress.epoch} of ${progress.epochs}, batch ${progress.batch} of ${progress.batches} · ~${rate.toFixed(1)} images/s`);
       if (progress.epoch_end) {

@@ -79,16 +79,16 @@ async function handle(data) {
     } else if (data.type === "liveAdd") {
       postMessage({ type: "live", id: data.id, count: classifier.liveAdd(data.bytes, data.class) });
     } else if (data.type === "liveStep") {
-      postMessage({ type: "live", id: data.id, progress: JSON.parse(classifier.liveStep()) });
+      postMessage({ type: "live", id: data.id, progress: JSON.parse(await classifier.liveStep()) });
     } else if (data.type === "liveCheckpoint") {
-      const checkpoint = classifier.liveCheckpoint();
+      const checkpoint = await classifier.liveCheckpoint();
       const buffers = checkpoint ? [checkpoint.model.buffer, checkpoint.optim.buffer] : [];
       postMessage({ type: "live", id: data.id, checkpoint }, buffers);
     } else if (data.type === "liveResume") {
       classifier.liveResume(data.state, data.model, data.optim);
       postMessage({ type: "live", id: data.id, count: 0 });
     } else if (data.type === "liveFilters") {
-      const picture = classifier.liveFilters();
+      const picture = await classifier.liveFilters();
       postMessage({ type: "pictures", id: data.id, pictures: [picture] }, [picture.rgba.buffer]);
     } else if (data.type === "liveEnd") {
       await classifier.liveEnd(data.keep);

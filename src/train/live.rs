@@ -10,7 +10,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::Optimizer;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::teach::held_out_split;
-use super::{augment, draw_weights, hits, Compute, Meter, Schedule, ScheduleKind, Sgd, Stepper};
+use super::{augment, draw_weights, hits, readback, Compute, Meter, Schedule, ScheduleKind, Sgd, Stepper};
 use crate::inside::{self, Picture};
 use crate::labels::Label;
 use crate::preprocess::{self, ImageError, Normalization};
@@ -49,6 +49,8 @@ pub enum LiveError {
     Unreadable(String),
     #[error("the live run cannot be saved: {0}")]
     Unsaved(String),
+    #[error("the live run's numbers could not be read: {0}")]
+    Device(String),
 }
 
 /// At most this many photos are kept (decoded at 256x256, 196 KB each).
@@ -79,6 +81,8 @@ pub struct Progress {
     pub epochs: usize,
     pub batch: usize,
     pub batches: usize,
+    /// The photos in this batch (the last of an epoch may have fewer).
+    pub images: usize,
     pub epoch_end: Option<EpochEnd>,
 }
 
@@ -185,8 +189,9 @@ impl<B: AutodiffBackend> LiveTraining<B> {
         }
     }
 
-    /// The run after its last complete epoch; `None` in the middle of one.
-    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, LiveError> {
+    /// The run after its last complete epoch; `None` in the middle of one. Its records are of a
+    /// CPU copy, which any backend loads.
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, LiveError> {
         if self.next != 0 {
             return Ok(None);
         }
@@ -197,12 +202,14 @@ impl<B: AutodiffBackend> LiveTraining<B> {
             epoch: self.epoch,
             epochs: self.epochs,
         };
+        let model =
+            readback::model_on_cpu(self.model(), &self.info.config).await.map_err(LiveError::Unsaved)?;
+        let optim = readback::sgd_on_cpu(&self.stepper.optim).await.map_err(LiveError::Unsaved)?;
         let records = Records::default();
-        let model = self.model.as_ref().expect("a model between steps").clone().into_record();
         Ok(Some(Checkpoint {
             state: serde_json::to_string(&state).map_err(|e| LiveError::Unsaved(e.to_string()))?,
-            model: records.record(model, ()).map_err(failed)?,
-            optim: records.record(self.stepper.optim.to_record(), ()).map_err(failed)?,
+            model: records.record(model.into_record(), ()).map_err(failed)?,
+            optim: records.record(optim, ()).map_err(failed)?,
         }))
     }
 
@@ -219,8 +226,9 @@ impl<B: AutodiffBackend> LiveTraining<B> {
     }
 
     /// One batch of training; after the epoch's last, the held-out photos are scored and the
-    /// schedule moves on. `None` once every epoch is done.
-    pub fn step(&mut self) -> Result<Option<Progress>, LiveError> {
+    /// schedule moves on. `None` once every epoch is done. Only an epoch's last batch waits for the
+    /// device (to read the epoch's figures).
+    pub async fn step(&mut self) -> Result<Option<Progress>, LiveError> {
         if self.epoch >= self.epochs {
             return Ok(None);
         }
@@ -249,10 +257,11 @@ impl<B: AutodiffBackend> LiveTraining<B> {
             epochs: self.epochs,
             batch: self.next.div_ceil(BATCH_SIZE),
             batches,
+            images: batch.len(),
             epoch_end: None,
         };
         if self.next >= self.trained.len() {
-            progress.epoch_end = Some(self.end_epoch());
+            progress.epoch_end = Some(self.end_epoch().await?);
         }
         Ok(Some(progress))
     }
@@ -276,39 +285,53 @@ impl<B: AutodiffBackend> LiveTraining<B> {
         Ok(())
     }
 
-    fn end_epoch(&mut self) -> EpochEnd {
-        let means = std::mem::take(&mut self.meter).read();
+    async fn end_epoch(&mut self) -> Result<EpochEnd, LiveError> {
+        let means = std::mem::take(&mut self.meter).read_async().await.map_err(LiveError::Device)?;
         self.epoch += 1;
         self.next = 0;
-        let held_out_top1 = (!self.held_out.is_empty()).then(|| self.held_out_top1());
+        let held_out_top1 = match self.held_out.is_empty() {
+            true => None,
+            false => Some(self.held_out_top1().await?),
+        };
         let lr = self.schedule.lr();
         self.schedule.end_epoch(self.epoch, 1.0 - held_out_top1.unwrap_or(means.top1));
-        EpochEnd { loss: means.loss, top1: means.top1, held_out_top1, lr }
+        Ok(EpochEnd { loss: means.loss, top1: means.top1, held_out_top1, lr })
     }
 
-    fn held_out_top1(&self) -> f64 {
-        let model = self.model.as_ref().expect("a model between steps").valid();
+    async fn held_out_top1(&self) -> Result<f64, LiveError> {
+        let model = self.model().valid();
         let norm = self.info.normalization;
-        let mut right = 0.0;
+        let mut right = Tensor::zeros([1], &self.device);
         for chunk in self.held_out.chunks(BATCH_SIZE) {
             let inputs: Vec<Vec<f32>> =
                 chunk.iter().map(|&i| preprocess::eval_transform(&self.photos[i].0, &norm)).collect();
             let logits = model.forward(preprocess::batch(&inputs, &self.device));
             let labels: Vec<i64> = chunk.iter().map(|&i| self.photos[i].1 as i64).collect();
             let targets = Tensor::from_data(TensorData::new(labels, [chunk.len()]), &self.device);
-            right += hits(logits, targets).0.into_scalar().elem::<f64>();
+            right = right + hits(logits, targets).0;
         }
-        right / self.held_out.len() as f64
+        let right: Vec<f64> = readback::read(right).await.map_err(LiveError::Device)?.iter::<f64>().collect();
+        Ok(right[0] / self.held_out.len() as f64)
+    }
+
+    fn model(&self) -> &AlexNet<B> {
+        self.model.as_ref().expect("a model between steps")
     }
 
     /// conv1's filters as they are now (the paper's Figure 3, forming).
-    pub fn filters(&self) -> Picture {
-        inside::filters(self.model.as_ref().expect("a model between steps"))
+    pub async fn filters(&self) -> Result<Picture, LiveError> {
+        let weights = self.model().conv1_filters();
+        let dims = weights.dims();
+        let values = readback::read(weights).await.map_err(LiveError::Device)?;
+        let values =
+            values.convert::<f32>().to_vec::<f32>().map_err(|e| LiveError::Device(format!("{e:?}")))?;
+        Ok(inside::filters_of(dims, &values))
     }
 
     /// The trained model as a weights file (f32).
-    pub fn weights(&self) -> Result<Vec<u8>, LiveError> {
-        let model = self.model.as_ref().expect("a model between steps").valid();
+    pub async fn weights(&self) -> Result<Vec<u8>, LiveError> {
+        let model =
+            readback::model_on_cpu(self.model(), &self.info.config).await.map_err(LiveError::Device)?;
         Ok(SavedModel { model, info: self.info.clone() }.to_bytes(Precision::F32)?)
     }
 }
@@ -317,6 +340,7 @@ impl<B: AutodiffBackend> LiveTraining<B> {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
+    use futures_lite::future::block_on;
     use std::io::Cursor;
 
     type B = Autodiff<Flex>;
@@ -354,7 +378,7 @@ mod tests {
     /// Steps to the end of the run's next epoch.
     fn epoch(run: &mut LiveTraining<B>) -> EpochEnd {
         loop {
-            if let Some(end) = run.step().unwrap().expect("epochs left").epoch_end {
+            if let Some(end) = block_on(run.step()).unwrap().expect("epochs left").epoch_end {
                 return end;
             }
         }
@@ -362,7 +386,7 @@ mod tests {
 
     /// The run's weights, by name.
     fn weights(run: &LiveTraining<B>) -> Vec<(String, Vec<f32>)> {
-        let bytes = run.weights().unwrap();
+        let bytes = block_on(run.weights()).unwrap();
         let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut tensors: Vec<(String, Vec<f32>)> = file
             .tensors()
@@ -383,12 +407,12 @@ mod tests {
 
         let mut interrupted = started(3);
         assert_eq!(epoch(&mut interrupted), all[0]);
-        let checkpoint = interrupted.checkpoint().unwrap().expect("a checkpoint between epochs");
+        let checkpoint = block_on(interrupted.checkpoint()).unwrap().expect("a checkpoint between epochs");
         drop(interrupted);
         let mut resumed = with_photos(LiveTraining::resume(checkpoint, &Default::default()).unwrap());
         let rest: Vec<EpochEnd> = (0..2).map(|_| epoch(&mut resumed)).collect();
         assert_eq!(rest, all[1..]);
-        assert!(resumed.step().unwrap().is_none(), "three epochs in all");
+        assert!(block_on(resumed.step()).unwrap().is_none(), "three epochs in all");
         let (resumed, straight) = (weights(&resumed), weights(&straight));
         assert_eq!(resumed.len(), straight.len());
         for ((name, a), (_, b)) in resumed.iter().zip(&straight) {
@@ -405,8 +429,8 @@ mod tests {
         assert!(matches!(run.add(b"not an image", 0), Err(LiveError::Image(_))));
         assert!(matches!(run.add(&photos()[0].0, 2), Err(LiveError::UnknownClass { class: 2, classes: 2 })));
         assert!(matches!(check_photo_count(MAX_PHOTOS + 1), Err(LiveError::TooManyPhotos(_))));
-        run.step().unwrap();
-        assert!(run.checkpoint().unwrap().is_none() || run.step().unwrap().is_none());
+        block_on(run.step()).unwrap();
+        assert!(block_on(run.checkpoint()).unwrap().is_none() || block_on(run.step()).unwrap().is_none());
         let broken = Checkpoint { state: "{".into(), model: Vec::new(), optim: Vec::new() };
         assert!(matches!(
             LiveTraining::<B>::resume(broken, &Default::default()),

@@ -1,7 +1,7 @@
 //! The running loss and accuracy of training (and validation) batches, counted on the device.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// Mean loss and accuracies over some images.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -60,8 +60,21 @@ impl<B: Backend> Meter<B> {
 
     /// Means over everything added so far (waits for the device).
     pub fn read(&self) -> Means {
-        let Some(sums) = &self.sums else { return Means::default() };
-        let sums: Vec<f64> = sums.clone().into_data().iter::<f64>().collect();
+        self.means(self.sums.clone().map(Tensor::into_data))
+    }
+
+    /// [`Meter::read`] without blocking the thread (WebGPU in a browser reads only so).
+    pub async fn read_async(&self) -> Result<Means, String> {
+        let sums = match &self.sums {
+            Some(sums) => Some(super::readback::read(sums.clone()).await?),
+            None => None,
+        };
+        Ok(self.means(sums))
+    }
+
+    fn means(&self, sums: Option<TensorData>) -> Means {
+        let Some(sums) = sums else { return Means::default() };
+        let sums: Vec<f64> = sums.iter::<f64>().collect();
         let n = self.images.max(1) as f64;
         Means { images: self.images, loss: sums[0] / n, top1: sums[1] / n, top5: sums[2] / n }
     }

@@ -8,6 +8,7 @@ pub mod augment;
 pub mod live;
 mod meter;
 mod precision;
+pub mod readback;
 mod schedule;
 mod sgd;
 mod step;

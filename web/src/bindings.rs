@@ -6,13 +6,14 @@ use alexnet::inside::Picture;
 
 use alexnet::train::teach::TeachConfig;
 use alexnet::weights::{Precision, SavedModel};
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 
 use alexnet::neighbours::Neighbours;
 
+use crate::live::LiveRun;
 use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
-use alexnet::train::live::{self, Checkpoint, LiveTraining, Start};
+use alexnet::train::live::{self, Checkpoint, Start};
 
 fn js_error(e: WebError) -> JsError {
     JsError::new(&e.to_string())
@@ -42,8 +43,9 @@ pub struct Classifier {
     examples: Examples,
     /// fc7 features of every photo the page was given (classified or examples), by its id.
     photos: Neighbours,
-    /// A live training run of the whole network, between its batches.
-    live: Option<LiveTraining<Autodiff<Flex>>>,
+    /// A live training run of the whole network (on the classifier's backend), between its
+    /// batches.
+    live: Option<LiveRun>,
 }
 
 /// `{name, width, height, rgba}`, `rgba` a Uint8ClampedArray ready for `new ImageData`.
@@ -207,7 +209,7 @@ impl Classifier {
     ) -> Result<(), JsError> {
         live::check_photo_count(photos).map_err(live_error)?;
         let start = if from_scratch { Start::Scratch(0.125) } else { Start::FineTune(self.loaded.clone()) };
-        self.live = Some(LiveTraining::new(start, &names, epochs, &Default::default()).map_err(live_error)?);
+        self.live = Some(LiveRun::new(start, &names, epochs, &self.engine).map_err(live_error)?);
         Ok(())
     }
 
@@ -217,19 +219,19 @@ impl Classifier {
         self.live_run()?.add(&bytes, class).map_err(live_error)
     }
 
-    /// One batch of the live run: JSON `{epoch, epochs, batch, batches, epoch_end: null or
+    /// One batch of the live run: JSON `{epoch, epochs, batch, batches, images, epoch_end: null or
     /// {loss, top1, held_out_top1, lr}}`, or `null` once it is done.
     #[wasm_bindgen(js_name = liveStep)]
-    pub fn live_step(&mut self) -> Result<String, JsError> {
-        let progress = self.live_run()?.step().map_err(live_error)?;
+    pub async fn live_step(&mut self) -> Result<String, JsError> {
+        let progress = self.live_run()?.step().await.map_err(live_error)?;
         Ok(serde_json::to_string(&progress).unwrap_or_default())
     }
 
     /// The live run after its last complete epoch, for the page to keep: `{state, model, optim}`
     /// (a JSON string and two byte arrays), or `null` in the middle of an epoch.
     #[wasm_bindgen(js_name = liveCheckpoint)]
-    pub fn live_checkpoint(&mut self) -> Result<JsValue, JsError> {
-        let Some(checkpoint) = self.live_run()?.checkpoint().map_err(live_error)? else {
+    pub async fn live_checkpoint(&mut self) -> Result<JsValue, JsError> {
+        let Some(checkpoint) = self.live_run()?.checkpoint().await.map_err(live_error)? else {
             return Ok(JsValue::NULL);
         };
         let object = js_sys::Object::new();
@@ -246,14 +248,14 @@ impl Classifier {
     #[wasm_bindgen(js_name = liveResume)]
     pub fn live_resume(&mut self, state: String, model: Vec<u8>, optim: Vec<u8>) -> Result<(), JsError> {
         let checkpoint = Checkpoint { state, model, optim };
-        self.live = Some(LiveTraining::resume(checkpoint, &Default::default()).map_err(live_error)?);
+        self.live = Some(LiveRun::resume(checkpoint, &self.engine).map_err(live_error)?);
         Ok(())
     }
 
     /// conv1's filters of the live run's model, as they are now.
     #[wasm_bindgen(js_name = liveFilters)]
-    pub fn live_filters(&mut self) -> Result<JsValue, JsError> {
-        let filters = self.live_run()?.filters();
+    pub async fn live_filters(&mut self) -> Result<JsValue, JsError> {
+        let filters = self.live_run()?.filters().await.map_err(live_error)?;
         picture("conv1 filters", filters)
     }
 
@@ -262,7 +264,7 @@ impl Classifier {
     #[wasm_bindgen(js_name = liveEnd)]
     pub async fn live_end(&mut self, keep: bool) -> Result<(), JsError> {
         let weights = match (&self.live, keep) {
-            (Some(live), true) => Some(live.weights().map_err(live_error)?),
+            (Some(live), true) => Some(live.weights().await.map_err(live_error)?),
             _ => None,
         };
         self.live = None;
@@ -291,7 +293,7 @@ impl Classifier {
 }
 
 impl Classifier {
-    fn live_run(&mut self) -> Result<&mut LiveTraining<Autodiff<Flex>>, JsError> {
+    fn live_run(&mut self) -> Result<&mut LiveRun, JsError> {
         self.live.as_mut().ok_or_else(|| JsError::new("no live training run: start one first"))
     }
 

@@ -188,6 +188,7 @@ impl Inside {
     }
 }
 
+pub mod live;
 pub mod teach;
 
 #[cfg(target_arch = "wasm32")]

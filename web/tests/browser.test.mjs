@@ -608,3 +608,49 @@ test("live training: the whole network on the teaching photos, fine-tuned and fr
     await context.close();
   }
 });
+
+test("live training on WebGPU: a narrow AlexNet fine-tuned there learns, survives a reload, and classifies", { timeout: 2 * TIMEOUT }, async () => {
+  const teachDir = path.join(fixtures, "teach");
+  const query = "?model=/fixtures/narrow.safetensors&backend=webgpu";
+  const { context, page, logged } = await launch({ webgpu: true });
+  try {
+    await visit(page, query);
+    assert.match(await page.textContent("[data-testid=backend]"), /^WebGPU/);
+    await page.click("[data-testid=teach-open]");
+    await page.setInputFiles("[data-testid=teach-folder]", teachDir);
+    await page.waitForFunction(() => /left out\.$/.test(document.querySelector("[data-testid=teach-status]").textContent), null, { timeout: TIMEOUT });
+    const liveStatus = () => page.textContent("[data-testid=live-status]");
+    const statusMatches = (pattern) => page.waitForFunction((p) => new RegExp(p).test(document.querySelector("[data-testid=live-status]").textContent), pattern.source, { timeout: TIMEOUT });
+    await page.selectOption("[data-testid=live-mode]", "fine-tune");
+    await page.fill("[data-testid=live-epochs]", "6");
+    const started = Date.now();
+    await page.click("[data-testid=live-train]");
+    // Interrupted by a reload after its second epoch: the checkpoint, read back from WebGPU,
+    // resumes there.
+    await statusMatches(/^Epoch 3 of 6/);
+    const rate = (await liveStatus()).match(/~([0-9.]+) images\/s/)[1];
+    await visit(page, query);
+    assert.match(await page.textContent("[data-testid=backend]"), /^WebGPU/);
+    const [, kept] = (await page.textContent("[data-testid=live-interrupted]")).match(/interrupted after epoch ([0-9]+);/);
+    assert.ok(Number(kept) >= 2, `kept after epoch ${kept}`);
+    await page.click("[data-testid=live-resume]");
+    await statusMatches(new RegExp(`^Epoch ${Number(kept) + 1} of 6, batch 1 of`));
+    await statusMatches(/in use now$/);
+    const history = JSON.parse(await page.getAttribute("[data-testid=live-curves]", "data-history"));
+    console.log(`live training on WebGPU (fine-tuning a width-0.125 network, 6 epochs of 12 photos, reloaded after ${kept}): ${Date.now() - started} ms; ~${rate} images/s; loss ${history.map((e) => e.loss.toFixed(3)).join(" ")}; held out ${history.map((e) => e.held_out_top1).join(" ")}`);
+    assert.equal(history.length, 6);
+    assert.ok(history.every((e) => e.held_out_top1 !== null), "every fifth photo held out and scored");
+    const mean = (epochs) => epochs.reduce((sum, e) => sum + e.loss, 0) / epochs.length;
+    assert.ok(mean(history.slice(-2)) < 0.8 * mean(history.slice(0, 2)), `the loss fell: ${history.map((e) => e.loss.toFixed(3))}`);
+    const filters = await page.$eval("[data-testid=live-filters] canvas", (c) => [c.width, c.height]);
+    assert.deepEqual(filters, [12 * 12 + 1, 12 + 1], "the narrow network's 12 conv1 filters");
+    const firstClass = fs.readdirSync(path.join(teachDir, "val")).sort()[0];
+    const photo = path.join(teachDir, "val", firstClass, fs.readdirSync(path.join(teachDir, "val", firstClass)).sort()[0]);
+    const { rows, error } = await classify(page, photo);
+    assert.equal(error, "");
+    assert.equal(rows.length, 3, "the trained model's three classes");
+    assert.deepEqual(logged, [], "a clean console");
+  } finally {
+    await context.close();
+  }
+});
