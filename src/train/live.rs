@@ -289,10 +289,7 @@ impl<B: AutodiffBackend> LiveTraining<B> {
         let means = std::mem::take(&mut self.meter).read_async().await.map_err(LiveError::Device)?;
         self.epoch += 1;
         self.next = 0;
-        let held_out_top1 = match self.held_out.is_empty() {
-            true => None,
-            false => Some(self.held_out_top1().await?),
-        };
+        let held_out_top1 = if self.held_out.is_empty() { None } else { Some(self.held_out_top1().await?) };
         let lr = self.schedule.lr();
         self.schedule.end_epoch(self.epoch, 1.0 - held_out_top1.unwrap_or(means.top1));
         Ok(EpochEnd { loss: means.loss, top1: means.top1, held_out_top1, lr })
@@ -310,8 +307,8 @@ impl<B: AutodiffBackend> LiveTraining<B> {
             let targets = Tensor::from_data(TensorData::new(labels, [chunk.len()]), &self.device);
             right = right + hits(logits, targets).0;
         }
-        let right: Vec<f64> = readback::read(right).await.map_err(LiveError::Device)?.iter::<f64>().collect();
-        Ok(right[0] / self.held_out.len() as f64)
+        let right = readback::read_f32(right).await.map_err(LiveError::Device)?;
+        Ok(f64::from(right[0]) / self.held_out.len() as f64)
     }
 
     fn model(&self) -> &AlexNet<B> {
@@ -322,9 +319,7 @@ impl<B: AutodiffBackend> LiveTraining<B> {
     pub async fn filters(&self) -> Result<Picture, LiveError> {
         let weights = self.model().conv1_filters();
         let dims = weights.dims();
-        let values = readback::read(weights).await.map_err(LiveError::Device)?;
-        let values =
-            values.convert::<f32>().to_vec::<f32>().map_err(|e| LiveError::Device(format!("{e:?}")))?;
+        let values = readback::read_f32(weights).await.map_err(LiveError::Device)?;
         Ok(inside::filters_of(dims, &values))
     }
 

@@ -27,6 +27,11 @@ pub async fn read<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Te
     tensor.into_data_async().await.map_err(|e| format!("reading from the device failed: {e:?}"))
 }
 
+/// A float tensor's values as f32, in row-major order, read as [`read`] does.
+pub async fn read_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f32>, String> {
+    read(tensor).await?.convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))
+}
+
 /// `model` (of `config`'s shape) on Flex, its parameters' values and ids unchanged.
 pub async fn model_on_cpu<B: Backend>(
     model: &AlexNet<B>,
@@ -36,16 +41,15 @@ pub async fn model_on_cpu<B: Backend>(
     model.visit(&mut params);
     let mut values = Vec::with_capacity(params.0.len());
     for (id, flat, shape) in params.0 {
-        let flat = read(flat).await?.convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        values.push((id, TensorData::new(flat, shape)));
+        values.push((id, TensorData::new(read_f32(flat).await?, shape)));
     }
     // Every parameter is replaced, so the new model's own (lazily drawn) weights are never drawn.
-    let mut fill = Fill(values.into_iter());
+    let mut fill = Fill { values: values.into_iter(), mismatched: false };
     let copy = config.init::<Flex>(&Default::default()).map(&mut fill);
-    match fill.0.next() {
-        None => Ok(copy),
-        Some(_) => Err("the model has more parameters than its configuration".to_string()),
+    if fill.mismatched || fill.values.next().is_some() {
+        return Err("the model's parameters do not match its configuration".to_string());
     }
+    Ok(copy)
 }
 
 /// Each float parameter's id, values (flattened) and shape, in the module's order.
@@ -59,18 +63,23 @@ impl<B: Backend> ModuleVisitor<B> for Params<B> {
     }
 }
 
-/// Puts the values [`Params`] read back into a module of the same shape, in the same order.
-struct Fill(std::vec::IntoIter<(ParamId, TensorData)>);
+/// Puts the values [`Params`] read back into a module of the same shape, in the same order;
+/// notes a parameter left without a value of its rank.
+struct Fill {
+    values: std::vec::IntoIter<(ParamId, TensorData)>,
+    mismatched: bool,
+}
 
 impl ModuleMapper<Flex> for Fill {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<Flex, D>>) -> Param<Tensor<Flex, D>> {
-        match self.0.next() {
+        match self.values.next() {
             Some((id, data)) if data.shape.len() == D => {
                 Param::initialized(id, Tensor::from_data(data, &Default::default()))
             }
-            // A mismatch is reported by the caller (left-over values) or is impossible: the
-            // copy's configuration is the model's own.
-            _ => param,
+            _ => {
+                self.mismatched = true;
+                param
+            }
         }
     }
 }
