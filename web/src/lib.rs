@@ -163,8 +163,7 @@ async fn settle(saved: &SavedModel<WebGpu>, device: &WgpuDevice) -> Result<(), W
 
 /// A tensor's values. WebGPU reads back asynchronously; the browser's thread must not block.
 async fn read<B: Backend>(tensor: Tensor<B, 2>) -> Result<Vec<f32>, WebError> {
-    let data = tensor.into_data_async().await.map_err(|e| WebError::Other(format!("{e:?}")))?;
-    data.to_vec::<f32>().map_err(|e| WebError::Other(format!("{e:?}")))
+    alexnet::train::readback::read_f32(tensor).await.map_err(WebError::Other)
 }
 
 async fn fc7<B: Backend>(
