@@ -34,7 +34,7 @@ echo "== the shipped model ($shipped: paper preset, width $width), batch 1"
 echo "ours (Burn Flex):  $("$trainer" --backend cpu bench --preset paper --width "$width" --batch-size 8 --infer-batch-size 1 --steps 10 --json)"
 
 echo "== sizes (bytes)"
-wasm=$(ls dist/*_bg.wasm 2>/dev/null | head -1)
+wasm=$(ls dist/*_bg.wasm 2>/dev/null | head -1 || true)
 if [ -n "$wasm" ]; then
   echo "wasm: $(stat -c %s "$wasm") raw, $(gzip -9 -c "$wasm" | wc -c) gzip -9"
 else

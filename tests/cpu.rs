@@ -4,8 +4,8 @@
 
 mod common;
 
-use alexnet::cpu::{conv_relu, linear, max_pool, response_norm, runs_cpu_layers};
-use alexnet::model::{local_response_norm, PAPER_LRN};
+use alexnet::cpu::{conv_relu, linear, max_pool, response_norm, runs_cpu_layers, Lrn};
+use alexnet::model::PAPER_LRN;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -183,24 +183,27 @@ fn max_pool_and_its_gradient_match_burns() {
 }
 
 /// The paper's LRN on a conv1-like and an odd shape, with activations large enough (x30) that the
-/// window sum changes the output by tens of per cent, and channels fewer than a window.
+/// window sum changes the output by tens of per cent, and channels fewer than a window; then
+/// other parameters (our power for beta 0.75 is square roots, for any other `powf`).
 #[test]
 fn local_response_norm_and_its_gradient_match_burns() {
     type B = Autodiff<Flex>;
     let device = Default::default();
     let draws = &mut Draws::new(4);
-    let module = local_response_norm();
-    for dims in [[2, 24, 11, 13], [1, 7, 5, 3], [1, 2, 4, 4]] {
+    let other = Lrn { size: 3, alpha: 2e-4, beta: 0.6, k: 1.0 };
+    let cases = [[2, 24, 11, 13], [1, 7, 5, 3], [1, 2, 4, 4]].map(|dims| (PAPER_LRN, dims));
+    for (params, dims) in cases.into_iter().chain([(other, [1, 9, 6, 5])]) {
+        let module = params.burn_module();
         let x = draws.unit::<B, 4>(dims, &device).mul_scalar(30.0).detach().require_grad();
-        let what = |name: &str| format!("{dims:?}: {name}");
-        let (ours, burns) = (response_norm(PAPER_LRN, x.clone()), module.forward(x.clone()));
+        let what = |name: &str| format!("{params:?} {dims:?}: {name}");
+        let (ours, burns) = (response_norm(params, x.clone()), module.forward(x.clone()));
         assert_close(&what("output"), ours.clone(), burns.clone(), ROUNDING);
         let upstream = draws.unit::<B, 4>(dims, &device);
         let ours = (ours * upstream.clone()).sum().backward();
         let burns = (burns * upstream).sum().backward();
         assert_close(&what("input gradient"), x.grad(&ours).unwrap(), x.grad(&burns).unwrap(), ROUNDING);
         let x = x.inner();
-        assert_close(&what("Flex output"), response_norm(PAPER_LRN, x.clone()), module.forward(x), ROUNDING);
+        assert_close(&what("Flex output"), response_norm(params, x.clone()), module.forward(x), ROUNDING);
     }
 }
 

@@ -41,14 +41,19 @@ impl Lrn {
         c.saturating_sub(before)..(c + self.size - before).min(channels)
     }
 
-    /// `s^-beta`: by square roots for the paper's 0.75.
-    fn inverse_power(&self, s: f32) -> f32 {
+    /// `s^-beta` of every scale: by square roots for the paper's 0.75. The choice is made once,
+    /// outside the loops: inside them, the vectorised loop computed both branches for every
+    /// value and kept one, so the slow power ran everywhere.
+    fn inverse_powers(&self, mut scales: Vec<f32>) -> Vec<f32> {
         if self.beta == 0.75 {
-            let root = s.sqrt();
-            1.0 / (root * root.sqrt())
+            scales.iter_mut().for_each(|s| {
+                let root = s.sqrt();
+                *s = 1.0 / (root * root.sqrt());
+            });
         } else {
-            s.powf(-self.beta)
+            scales.iter_mut().for_each(|s| *s = s.powf(-self.beta));
         }
+        scales
     }
 
     /// `k + alpha * window sum of v^2` for every channel of one image (`[channels, pixels]`).
@@ -77,9 +82,9 @@ pub fn forward(x: &[f32], lrn: &Lrn, shape: &LrnShape) -> Vec<f32> {
     let image_len = shape.channels * shape.pixels;
     let mut out = vec![0.0; x.len()];
     out.par_chunks_mut(image_len).zip(x.par_chunks(image_len)).for_each(|(out, image)| {
-        let scales = lrn.scales(image, shape);
-        for ((o, v), s) in out.iter_mut().zip(image).zip(&scales) {
-            *o = v * lrn.inverse_power(*s);
+        let powers = lrn.inverse_powers(lrn.scales(image, shape));
+        for ((o, v), p) in out.iter_mut().zip(image).zip(&powers) {
+            *o = v * p;
         }
     });
     out
@@ -96,7 +101,7 @@ pub fn backward(x: &[f32], grad_output: &[f32], lrn: &Lrn, shape: &LrnShape) -> 
         .zip(grad_output.par_chunks(image_len))
         .for_each(|((grad, image), g)| {
             let scales = lrn.scales(image, shape);
-            let powers: Vec<f32> = scales.iter().map(|&s| lrn.inverse_power(s)).collect();
+            let powers = lrn.inverse_powers(scales.clone());
             let spread: Vec<f32> = image
                 .iter()
                 .zip(g)
