@@ -227,51 +227,62 @@ pub fn preprocess_bytes(bytes: &[u8], norm: &Normalization) -> Result<Vec<f32>, 
 /// triangle filter whose support widens by the scale factor when shrinking (antialiasing),
 /// coefficients in 22-bit fixed point, rounding to 8 bits after each pass.
 pub fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (in_w, in_h) = image.dimensions();
-    let mut current = image.clone();
-    if width != in_w {
-        let coeffs = Coefficients::new(in_w, width);
-        let mut out = RgbImage::new(width, in_h);
-        for y in 0..in_h {
-            for x in 0..width {
-                let (start, weights) = coeffs.for_output(x);
-                let mut acc = [ROUNDING; 3];
-                for (i, w) in weights.iter().enumerate() {
-                    let p = current.get_pixel(start + i as u32, y);
-                    for c in 0..3 {
-                        acc[c] += p[c] as i64 * w;
-                    }
-                }
-                out.put_pixel(x, y, image::Rgb(acc.map(clip8)));
-            }
-        }
-        current = out;
+    let resized = (width != image.width()).then(|| resize_horizontally(image, width));
+    let current = resized.as_ref().unwrap_or(image);
+    if height != current.height() {
+        resize_vertically(current, height)
+    } else {
+        resized.unwrap_or_else(|| image.clone())
     }
-    if height != in_h {
-        let coeffs = Coefficients::new(in_h, height);
-        let mut out = RgbImage::new(width, height);
-        for y in 0..height {
-            let (start, weights) = coeffs.for_output(y);
-            for x in 0..width {
-                let mut acc = [ROUNDING; 3];
-                for (i, w) in weights.iter().enumerate() {
-                    let p = current.get_pixel(x, start + i as u32);
-                    for c in 0..3 {
-                        acc[c] += p[c] as i64 * w;
-                    }
-                }
-                out.put_pixel(x, y, image::Rgb(acc.map(clip8)));
-            }
-        }
-        current = out;
-    }
-    current
 }
 
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-const ROUNDING: i64 = 1 << (PRECISION_BITS - 1);
+/// Each row's pixels filtered to `width`.
+fn resize_horizontally(image: &RgbImage, width: u32) -> RgbImage {
+    let coeffs = Coefficients::new(image.width(), width);
+    let mut out = vec![0u8; width as usize * image.height() as usize * 3];
+    let rows_in = image.as_raw().chunks_exact(image.width() as usize * 3);
+    for (row_in, row_out) in rows_in.zip(out.chunks_exact_mut(width as usize * 3)) {
+        for (x, pixel) in row_out.chunks_exact_mut(3).enumerate() {
+            let (start, weights) = coeffs.for_output(x);
+            let mut acc = [ROUNDING; 3];
+            for (tap, w) in row_in[start * 3..].chunks_exact(3).zip(weights) {
+                for c in 0..3 {
+                    acc[c] += tap[c] as i32 * w;
+                }
+            }
+            pixel.copy_from_slice(&acc.map(clip8));
+        }
+    }
+    RgbImage::from_raw(width, image.height(), out).expect("sized for width x height")
+}
 
-fn clip8(acc: i64) -> u8 {
+/// Each output row a weighted sum of whole input rows (a loop the compiler vectorises).
+fn resize_vertically(image: &RgbImage, height: u32) -> RgbImage {
+    let coeffs = Coefficients::new(image.height(), height);
+    let row_len = image.width() as usize * 3;
+    let mut out = vec![0u8; row_len * height as usize];
+    let mut acc = vec![0i32; row_len];
+    for (y, row_out) in out.chunks_exact_mut(row_len).enumerate() {
+        let (start, weights) = coeffs.for_output(y);
+        acc.fill(ROUNDING);
+        for (row_in, w) in image.as_raw()[start * row_len..].chunks_exact(row_len).zip(weights) {
+            for (a, p) in acc.iter_mut().zip(row_in) {
+                *a += *p as i32 * w;
+            }
+        }
+        for (o, a) in row_out.iter_mut().zip(&acc) {
+            *o = clip8(*a);
+        }
+    }
+    RgbImage::from_raw(image.width(), height, out).expect("sized for width x height")
+}
+
+// Pillow's fixed point for 8-bit images: weights summing to 2^22, so that 255 times their sum
+// (plus rounding) stays within an i32, as in its `ImagingResampleHorizontal_8bpc`.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+const ROUNDING: i32 = 1 << (PRECISION_BITS - 1);
+
+fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
@@ -280,7 +291,7 @@ struct Coefficients {
     /// (first input pixel, number of taps) per output pixel.
     bounds: Vec<(u32, usize)>,
     /// `ksize` fixed-point weights per output pixel.
-    weights: Vec<i64>,
+    weights: Vec<i32>,
     ksize: usize,
 }
 
@@ -291,7 +302,7 @@ impl Coefficients {
         let support = filterscale; // the bilinear filter's support is 1
         let ksize = support.ceil() as usize * 2 + 1;
         let mut bounds = Vec::with_capacity(out_size as usize);
-        let mut weights = vec![0i64; out_size as usize * ksize];
+        let mut weights = vec![0i32; out_size as usize * ksize];
         let mut k = vec![0f64; ksize];
         for xx in 0..out_size as usize {
             let center = (xx as f64 + 0.5) * scale;
@@ -309,17 +320,17 @@ impl Coefficients {
             for x in 0..taps {
                 let w = if total != 0.0 { k[x] / total } else { k[x] };
                 let fixed = w * (1i64 << PRECISION_BITS) as f64;
-                weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i64 } else { (0.5 + fixed) as i64 };
+                weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
             }
             bounds.push((xmin as u32, taps));
         }
         Self { bounds, weights, ksize }
     }
 
-    fn for_output(&self, i: u32) -> (u32, &[i64]) {
-        let (start, taps) = self.bounds[i as usize];
-        let offset = i as usize * self.ksize;
-        (start, &self.weights[offset..offset + taps])
+    fn for_output(&self, i: usize) -> (usize, &[i32]) {
+        let (start, taps) = self.bounds[i];
+        let offset = i * self.ksize;
+        (start as usize, &self.weights[offset..offset + taps])
     }
 }
 
