@@ -1,11 +1,12 @@
 //! Our own layers for the CPU: on Burn's Flex backend (the trainer's `--backend cpu`, `trainer
 //! predict`, the page's CPU path) each of AlexNet's conv + ReLU layers runs as im2col + matrix
-//! products with the bias and ReLU fused (`conv.rs`), or from batch 4 on, for the stride-1 3x3
-//! and 5x5 layers, by Winograd's minimal filtering (`winograd.rs`); max pooling takes its
-//! maxima down whole rows (`pool.rs`), local response normalisation sums whole channel planes
-//! (`lrn.rs`), and fully connected layers stream their weights once
-//! (`linear.rs`); under autodiff their gradients are ours too (`graph.rs`). On every other backend (CUDA, wgpu, WebGPU) these
-//! are Burn's `Conv2d`, `Relu`, `MaxPool2d` and `Linear`, as before.
+//! products with the bias and ReLU fused (`conv.rs`), or, for the stride-1 3x3 and 5x5 layers
+//! (natively from batch 4 on, in wasm from one image), by Winograd's minimal filtering
+//! (`winograd.rs`); max pooling takes its maxima down whole rows (`pool.rs`), local response
+//! normalisation sums whole channel planes (`lrn.rs`), and fully connected layers stream their
+//! weights once (`linear.rs`); under autodiff their gradients are ours too (`graph.rs`). On every
+//! other backend (CUDA, wgpu, WebGPU) these are Burn's `Conv2d`, `Relu`, `MaxPool2d` and
+//! `Linear`, as before.
 //!
 //! How it plugs in: Burn 0.21 extends a backend through a trait the model would have to be
 //! bounded by, and every backend type the trainer and page use (Autodiff, Fusion, CubeBackend

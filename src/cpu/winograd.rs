@@ -112,7 +112,7 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// The algorithm for `shape` when it has one and it is the faster: stride 1, a square 3x3 or
-    /// 5x5 kernel, and at least [`MIN_IMAGES`].
+    /// 5x5 kernel, and at least [`MIN_IMAGES`] images.
     pub fn for_shape(shape: &ConvShape) -> Option<Self> {
         if shape.stride != [1, 1] || shape.batch < MIN_IMAGES {
             return None;
@@ -125,9 +125,10 @@ impl Algorithm {
     }
 }
 
-/// Below this many images the transforms cost more than they save (each layer timed alone at
-/// batches 1 to 8: docs/benchmarks-history.md).
-const MIN_IMAGES: usize = 4;
+/// Natively, below this many images the transforms cost more than they save (each layer timed
+/// alone at batches 1 to 8: docs/benchmarks-history.md). In wasm, whose products run on 128-bit
+/// vectors, the multiplications saved pay for the transforms from one image on (BENCHMARKS.md).
+const MIN_IMAGES: usize = if cfg!(target_arch = "wasm32") { 1 } else { 4 };
 
 /// How the weights are read: as stored, `[out, in/groups, k, k]`; or as the convolution that
 /// takes the gradient at a layer's output back to its input (`shape` is then that one's: in and
@@ -520,5 +521,43 @@ fn load(values: &mut Lanes, src: &[f32], lanes: usize) {
         *values = src[..LANES].try_into().expect("LANES values");
     } else {
         values[..lanes].copy_from_slice(&src[..lanes]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page runs Winograd's algorithm on one image at a time (`MIN_IMAGES` in wasm), the tests
+    /// against Burn (tests/cpu.rs) on batches: each image alone must give its part of the batch.
+    #[test]
+    fn one_image_alone_gives_its_part_of_a_batch() {
+        let values = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len).map(|i| ((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0 - 1.0).collect()
+        };
+        for (algorithm, kernel, groups) in [(Algorithm::F4x3, 3, 1), (Algorithm::F2x5, 5, 2)] {
+            let shape = ConvShape {
+                batch: 4,
+                in_channels: 6,
+                in_size: [13, 11],
+                out_channels: 8,
+                kernel: [kernel; 2],
+                stride: [1, 1],
+                padding: [kernel / 2; 2],
+                groups,
+            };
+            let (x, bias) = (values(4 * shape.in_len(), 1), values(8, 3));
+            let weight = values(8 * 6 / groups * kernel * kernel, 2);
+            let batch =
+                convolve(&x, &weight, Weights::AsStored, &shape, Epilogue::BiasRelu(&bias), algorithm);
+            let one = ConvShape { batch: 1, ..shape };
+            for (image, want) in x.chunks(shape.in_len()).zip(batch.chunks(shape.out_len())) {
+                let got =
+                    convolve(image, &weight, Weights::AsStored, &one, Epilogue::BiasRelu(&bias), algorithm);
+                let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+                assert!(worst <= 1e-5, "{kernel}x{kernel}: one image differs from its batch by {worst}");
+                assert!(want.iter().any(|v| *v > 0.0), "{kernel}x{kernel}: all cut by the ReLU");
+            }
+        }
     }
 }
