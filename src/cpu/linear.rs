@@ -22,10 +22,10 @@ pub struct LinearShape {
 /// rows for sixteen outputs are eight AVX2 registers, eight chains of multiply-adds in flight
 /// (enough to keep both FMA units busy), and fit the sixteen registers with a weight row's
 /// vectors and an input. Eight weight rows: rows lie 16 KB apart (4,096 outputs) and share a
-/// cache set, which holds eight, so more rows would evict each other. wasm's vectors are half
-/// as wide.
+/// cache set, which holds eight, so more rows would evict each other. In wasm sixteen outputs
+/// are four 128-bit vectors: at batch 1 four chains rather than two (BENCHMARKS.md).
 const ROWS: usize = 8;
-const LANES: usize = if cfg!(target_arch = "wasm32") { 8 } else { 16 };
+const LANES: usize = 16;
 
 /// `x [batch, inputs] · weight [inputs, outputs] + bias`, row-major.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: &LinearShape) -> Vec<f32> {
