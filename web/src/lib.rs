@@ -61,8 +61,7 @@ impl Engine {
             // One forward pass on a blank image while the page still shows "loading": the first
             // pass grows the wasm memory and is slower than later ones
             // (docs/benchmarks-history.md); the person's first photo should not pay for that.
-            let blank = vec![0.0; 3 * alexnet::INPUT_SIZE * alexnet::INPUT_SIZE];
-            answer(&saved, blank, 1, &Default::default()).await?;
+            answer(&saved, blank_input(), 1, &Default::default()).await?;
             Ok(Engine::Cpu(Box::new(saved)))
         }
     }
@@ -138,6 +137,11 @@ async fn answer<B: Backend>(
     Ok((Classification::from_logits(&logits, &saved.info, k), read(fc7).await?))
 }
 
+/// An all-zero `[3, 224, 224]` input: the passes at load, before the person's first photo.
+fn blank_input() -> Vec<f32> {
+    vec![0.0; 3 * alexnet::INPUT_SIZE * alexnet::INPUT_SIZE]
+}
+
 /// With Burn's autotune (the `fast-webgpu` build), on wasm a kernel whose candidates are still
 /// being measured can return wrong values (docs/benchmarks-history.md): passes on a blank image
 /// run until two in a row agree, so that the page's first photo (and its check image) meets tuned
@@ -145,7 +149,7 @@ async fn answer<B: Backend>(
 #[cfg(feature = "fast-webgpu")]
 async fn settle(saved: &SavedModel<WebGpu>, device: &WgpuDevice) -> Result<(), WebError> {
     const PASSES: usize = 6;
-    let blank = vec![0.0; 3 * alexnet::INPUT_SIZE * alexnet::INPUT_SIZE];
+    let blank = blank_input();
     let mut last: Option<Vec<f32>> = None;
     for _ in 0..PASSES {
         let logits =
