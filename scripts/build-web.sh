@@ -24,6 +24,6 @@ mkdir -p "$dist"
 # Stable names (alexnet-web.js, alexnet-web_bg.wasm): web/worker.js imports them, web/sw.js keeps them.
 wasm-bindgen --target web --no-typescript --out-dir "$dist" --out-name alexnet-web \
   "$target/wasm32-unknown-unknown/$profile/alexnet_web.wasm"
-cp index.html web/app.js web/model.js web/teach.js web/live.js web/store.js web/worker.js web/sw.js web/style.css "$dist/"
+cp index.html web/app.js web/model.js web/teach.js web/live.js web/store.js web/worker.js web/split.js web/sw.js web/style.css "$dist/"
 cp -r web/model "$dist/model"
 echo "built $dist/ ($profile): $(du -sh "$dist" | cut -f1)"

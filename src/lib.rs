@@ -9,6 +9,7 @@ pub mod model;
 pub mod neighbours;
 pub mod out_of_classes;
 pub mod preprocess;
+pub mod split;
 pub mod train;
 pub mod weights;
 

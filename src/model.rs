@@ -394,23 +394,86 @@ impl<B: Backend> AlexNet<B> {
         images: Tensor<B, 4>,
         mut observe: impl FnMut(&'static str, &Tensor<B, 4>),
     ) -> Tensor<B, 4> {
-        let mut stage = |name, x: Tensor<B, 4>| {
+        let mut x = images;
+        for (i, (name, conv)) in self.convolutions().into_iter().enumerate() {
+            x = conv_relu(conv, x);
             observe(name, &x);
-            x
-        };
-        let x = stage("conv1", conv_relu(&self.conv1, images));
-        let x = stage("pool1", max_pool(&self.pool, normalize(&self.lrn1, x)));
-        let x = stage("conv2", conv_relu(&self.conv2, x));
-        let x = stage("pool2", max_pool(&self.pool, normalize(&self.lrn2, x)));
-        let x = stage("conv3", conv_relu(&self.conv3, x));
-        let x = stage("conv4", conv_relu(&self.conv4, x));
-        let x = stage("conv5", conv_relu(&self.conv5, x));
-        let x = max_pool(&self.pool, x);
-        let x = match &self.avgpool {
-            Some(avgpool) => avgpool.forward(x),
-            None => x,
-        };
-        stage("pool5", x)
+            let (name, after) = self.after_conv(i, x);
+            if let Some(name) = name {
+                observe(name, &after);
+            }
+            x = after;
+        }
+        x
+    }
+
+    /// conv1 to conv5, named as in the paper's figure.
+    pub(crate) fn convolutions(&self) -> [(&'static str, &Conv2d<B>); 5] {
+        [
+            ("conv1", &self.conv1),
+            ("conv2", &self.conv2),
+            ("conv3", &self.conv3),
+            ("conv4", &self.conv4),
+            ("conv5", &self.conv5),
+        ]
+    }
+
+    /// What follows convolution `i` (0 = conv1) before the next weighted layer, with its name in
+    /// the paper's figure: LRN and max pooling after conv1 and conv2 (section 3.3-3.4), max pooling
+    /// after conv5 (and torchvision's average pool); nothing (and no name) after conv3 and conv4.
+    pub(crate) fn after_conv(&self, i: usize, x: Tensor<B, 4>) -> (Option<&'static str>, Tensor<B, 4>) {
+        match i {
+            0 => (Some("pool1"), max_pool(&self.pool, normalize(&self.lrn1, x))),
+            1 => (Some("pool2"), max_pool(&self.pool, normalize(&self.lrn2, x))),
+            4 => {
+                let x = max_pool(&self.pool, x);
+                let x = match &self.avgpool {
+                    Some(avgpool) => avgpool.forward(x),
+                    None => x,
+                };
+                (Some("pool5"), x)
+            }
+            _ => (None, x),
+        }
+    }
+
+    /// Whether [`AlexNet::after_conv`] mixes channels after convolution `i` (LRN does): then the
+    /// next layer needs every channel even where its groups read only their own.
+    pub(crate) fn mixes_channels_after(&self, i: usize) -> bool {
+        match i {
+            0 => self.lrn1.is_some(),
+            1 => self.lrn2.is_some(),
+            _ => false,
+        }
+    }
+
+    /// fc6 and fc7, the hidden fully connected layers.
+    pub(crate) fn hidden_layers(&self) -> [&Linear<B>; 2] {
+        [&self.fc6, &self.fc7]
+    }
+
+    /// A hidden fully connected layer and its ReLU (dropout, where the preset puts it, is outside).
+    pub(crate) fn hidden(&self, layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.relu.forward(linear(layer, x))
+    }
+
+    /// The same network with each of conv1..conv5 (by index, 0 = conv1) and fc6, fc7 (0 = fc6)
+    /// replaced: what [`crate::split`] cuts its parts with.
+    pub(crate) fn map_hidden(
+        self,
+        conv: impl Fn(usize, Conv2d<B>) -> Result<Conv2d<B>, String>,
+        fc: impl Fn(usize, Linear<B>) -> Result<Linear<B>, String>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            conv1: conv(0, self.conv1)?,
+            conv2: conv(1, self.conv2)?,
+            conv3: conv(2, self.conv3)?,
+            conv4: conv(3, self.conv4)?,
+            conv5: conv(4, self.conv5)?,
+            fc6: fc(0, self.fc6)?,
+            fc7: fc(1, self.fc7)?,
+            ..self
+        })
     }
 
     /// The fully connected part: fc6, fc7 (ReLU after each) and fc8, with dropout where the
@@ -455,19 +518,13 @@ impl<B: Backend> AlexNet<B> {
 
     fn fc6_fc7(&self, features: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = features.flatten(1, 3);
-        let (fc6, fc7, drop) = (|x| linear(&self.fc6, x), |x| linear(&self.fc7, x), &self.dropout);
+        let (fc6, fc7, drop) = (|x| self.hidden(&self.fc6, x), |x| self.hidden(&self.fc7, x), &self.dropout);
         match self.preset {
             // Paper section 4.2 (and Caffe's reference net): "dropout in the first two
             // fully-connected layers", i.e. on the outputs of fc6 and fc7.
-            Preset::Paper => {
-                let x = drop.forward(self.relu.forward(fc6(x)));
-                drop.forward(self.relu.forward(fc7(x)))
-            }
+            Preset::Paper => drop.forward(fc7(drop.forward(fc6(x)))),
             // torchvision's `alexnet`: on the inputs of fc6 and fc7.
-            Preset::Torchvision => {
-                let x = self.relu.forward(fc6(drop.forward(x)));
-                self.relu.forward(fc7(drop.forward(x)))
-            }
+            Preset::Torchvision => fc7(drop.forward(fc6(drop.forward(x)))),
         }
     }
 }

@@ -8,6 +8,7 @@
 // ORT on 2 cores (BENCHMARKS.md).
 //
 //   node web/bench-ort.mjs DIR MODEL [ROUNDS]     MODEL: torchvision or ours
+//   ALEXNET_WORKERS=1|2: the page's CPU path on that many workers (default: as the page chooses)
 
 import fs from "node:fs";
 import path from "node:path";
@@ -67,8 +68,10 @@ const base = `http://127.0.0.1:${server.address().port}`;
 const { page, close } = await launchChromium();
 try {
   // Ours: each photo dropped on the page in turn; the first round warms up.
-  await page.goto(`${base}/?backend=cpu&model=/bench/${model}.safetensors`);
+  const workers = process.env.ALEXNET_WORKERS ? `&workers=${process.env.ALEXNET_WORKERS}` : "";
+  await page.goto(`${base}/?backend=cpu&model=/bench/${model}.safetensors${workers}`);
   await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: LONG });
+  const backend = await page.textContent("[data-testid=backend]");
   const ours = [];
   for (let r = 0; r <= rounds; r++) {
     for (const p of photos) {
@@ -87,6 +90,7 @@ try {
   const warm = (xs) => xs.slice(photos.length);
   console.log(JSON.stringify({
     model,
+    backend,
     photos: photos.length,
     rounds,
     ours_ms_median: median(ours),

@@ -6,6 +6,11 @@ const params = new URLSearchParams(location.search);
 export const MANIFEST_URL = "model/manifest.json";
 // Cache Storage for weights: the bundled model once it has loaded, and a taught model (teach.js).
 export const CACHE_NAME = "alexnet-models-v1";
+// Workers the CPU path classifies on: two (the paper's two-GPU split, split.js) where the machine
+// has a second core and they are the faster at load; the address's `?workers=1` or `?workers=2`
+// decides instead.
+const CPU_WORKERS = Math.min(2, Number(params.get("workers")) || navigator.hardwareConcurrency || 1);
+const WORKERS_CHOSEN = params.has("workers");
 
 async function sha256Hex(bytes) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
@@ -161,9 +166,10 @@ export class Model {
     this.nextId = 1;
   }
 
-  // Starts a worker and loads the weights in it; resolves to {backend, info}.
+  // Starts a worker (and on the CPU a helper) and loads the weights in it; resolves to {backend, info}.
   start() {
     this.worker = new Worker("worker.js", { type: "module" });
+    const peer = this.startHelper();
     this.worker.onmessage = ({ data }) => {
       const waiting = this.pending.get(data.id ?? 0);
       if (!waiting) return;
@@ -185,7 +191,24 @@ export class Model {
       for (const waiting of this.pending.values()) waiting.reject(error);
       this.pending.clear();
     };
-    return this.request({ type: "load", bytes: this.bytes, backend: this.backend }, 0);
+    const message = { type: "load", bytes: this.bytes, backend: this.backend, peer, measure: !WORKERS_CHOSEN };
+    return this.request(message, 0, peer ? [peer] : []);
+  }
+
+  // The second worker of the CPU path, cutting its part from the same bytes while the first
+  // loads; returns the first's port to it (or nothing, with one worker).
+  startHelper() {
+    this.helper = null;
+    if (this.backend !== "cpu" || CPU_WORKERS < 2) return undefined;
+    const channel = new MessageChannel();
+    this.helper = new Worker("worker.js", { type: "module" });
+    this.helper.postMessage({ type: "help", port: channel.port2, bytes: this.bytes }, [channel.port2]);
+    const worker = this.worker;
+    this.helper.onerror = (e) => {
+      e.preventDefault();
+      worker.postMessage({ type: "helperLost" });
+    };
+    return channel.port1;
   }
 
   // A request with the next id: resolves to the worker's answer.
@@ -193,15 +216,16 @@ export class Model {
     return this.request(message, this.nextId++);
   }
 
-  request(message, id) {
+  request(message, id, transfer = []) {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id });
+      this.worker.postMessage({ ...message, id }, transfer);
     });
   }
 
   terminate() {
     this.worker.terminate();
+    this.helper?.terminate();
   }
 
   // Top 5 of a canvas's RGBA pixels: {top, outOfClasses, ms}.
@@ -226,7 +250,7 @@ export class Model {
       return await this.request({ type: "classify", bytes, photo }, this.nextId++);
     } catch (e) {
       if (!e.fatal) throw e;
-      this.worker.terminate();
+      this.terminate();
       if (this.backend === "webgpu") {
         this.backend = "cpu";
         if (this.onFallback) this.onFallback(e.message);

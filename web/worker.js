@@ -14,7 +14,8 @@
 //        | {type: "liveStart", id, names, photos, fromScratch, epochs} | {type: "liveAdd", id, bytes, class}
 //        | {type: "liveStep", id} | {type: "liveFilters", id} | {type: "liveEnd", id, keep}
 //        | {type: "liveCheckpoint", id} | {type: "liveResume", id, state, model, optim}
-//   out: {type: "loaded", backend, info} | {type: "result", id, top, outOfClasses, ms}
+//   out: {type: "loaded", backend, info, workers} (workers: how the CPU path is split, in words)
+//        | {type: "result", id, top, outOfClasses, ms}
 //        (outOfClasses: whether the photo shows none of the model's classes; null for a model
 //        not calibrated)
 //        | {type: "pictures", id, pictures: [{name, width, height, rgba}]}
@@ -25,15 +26,35 @@
 //        | {type: "error", id, message, fatal}
 // `fatal`: the WebAssembly instance trapped (a panic) and cannot be used again: the page starts a
 // new worker.
+// On the CPU, with a second core, the page starts a helper worker too (split.js): "load" then
+// brings `peer`, a MessagePort to it, and the helper gets {type: "help", port, bytes} instead;
+// {type: "helperLost"} says the helper failed. `measure`: keep the two only if they are faster.
 import init, { Classifier } from "./alexnet-web.js";
+import { Primary, SplitFailed, help } from "./split.js";
 
 const ready = init();
 let classifier = null;
+let split = null; // the primary's side of the split network, when there is a helper
 let queue = Promise.resolve();
 
 onmessage = ({ data }) => {
-  queue = queue.then(() => handle(data));
+  if (data.type === "help") help(data.port, data.bytes, ready);
+  else if (data.type === "helperLost") split?.lose("the helper worker failed");
+  else queue = queue.then(() => handle(data));
 };
+
+// A photo's answer through both workers where they hold the network in use, else on this one.
+async function classify(id, source, photo, alone) {
+  if (split?.ready(classifier)) {
+    try {
+      return await split.classify(classifier, id, source, photo);
+    } catch (e) {
+      if (!(e instanceof SplitFailed)) throw e;
+      console.warn(`classifying on one worker from now on: ${e.message}`);
+    }
+  }
+  return JSON.parse(await alone());
+}
 
 // Requests that change the model in use; each answers with the new model's card.
 const SWITCHES = {
@@ -47,14 +68,19 @@ async function handle(data) {
     await ready;
     if (data.type === "load") {
       classifier = await Classifier.load(data.bytes, data.backend);
-      postMessage({ type: "loaded", backend: classifier.backend(), info: classifier.infoJson() });
+      if (data.peer) {
+        split = new Primary(data.peer, data.measure);
+        await split.cut(classifier);
+      }
+      postMessage({ type: "loaded", backend: classifier.backend(), info: classifier.infoJson(), workers: split?.describe() ?? "" });
     } else if (data.type === "classify") {
       const start = performance.now();
-      const answer = JSON.parse(await classifier.classifyFile(data.bytes, 5, data.photo));
+      const answer = await classify(data.id, { bytes: data.bytes }, data.photo, () => classifier.classifyFile(data.bytes, 5, data.photo));
       postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
     } else if (data.type === "classifyRgba") {
       const start = performance.now();
-      const answer = JSON.parse(await classifier.classifyRgba(data.rgba, data.width, data.height, 5));
+      const source = { rgba: data.rgba, width: data.width, height: data.height };
+      const answer = await classify(data.id, source, undefined, () => classifier.classifyRgba(data.rgba, data.width, data.height, 5));
       postMessage({ type: "result", id: data.id, top: answer.top, outOfClasses: answer.out_of_classes, ms: performance.now() - start });
     } else if (data.type === "example") {
       postMessage({ type: "examples", id: data.id, count: await classifier.addExample(data.bytes, data.class, data.photo) });
@@ -66,6 +92,7 @@ async function handle(data) {
       postMessage({ type: "taught", id: data.id, lesson, info: classifier.infoJson(), ms: performance.now() - start });
     } else if (data.type in SWITCHES) {
       await SWITCHES[data.type](data);
+      await split?.cut(classifier);
       postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
     } else if (data.type === "weights") {
       const bytes = classifier.weightsInUse();
@@ -92,6 +119,7 @@ async function handle(data) {
       postMessage({ type: "pictures", id: data.id, pictures: [picture] }, [picture.rgba.buffer]);
     } else if (data.type === "liveEnd") {
       await classifier.liveEnd(data.keep);
+      await split?.cut(classifier);
       postMessage({ type: "done", id: data.id, info: classifier.infoJson() });
     } else if (data.type === "filters" || data.type === "explain") {
       const pictures = data.type === "filters" ? [classifier.filters()] : classifier.explain(data.bytes, data.class);

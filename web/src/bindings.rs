@@ -11,6 +11,7 @@ use burn::backend::Flex;
 use alexnet::neighbours::Neighbours;
 
 use crate::live::LiveRun;
+use crate::parts::Part;
 use crate::teach::Examples;
 use crate::{Engine, Inside, WebError};
 use alexnet::train::live::{self, Checkpoint, Start};
@@ -46,6 +47,11 @@ pub struct Classifier {
     /// A live training run of the whole network (on the classifier's backend), between its
     /// batches.
     live: Option<LiveRun>,
+    /// Counts the models loaded (`useAsLoaded`): the page's split network is cut from one.
+    loaded_generation: u32,
+    /// Whether the network in use (all but its last layer) is the loaded one's: after teaching
+    /// it is, after `useWeights` it need not be.
+    uses_loaded_network: bool,
 }
 
 /// `{name, width, height, rgba}`, `rgba` a Uint8ClampedArray ready for `new ImageData`.
@@ -77,6 +83,8 @@ impl Classifier {
             examples: Examples::default(),
             photos: Neighbours::default(),
             live: None,
+            loaded_generation: 0,
+            uses_loaded_network: true,
         })
     }
 
@@ -148,6 +156,7 @@ impl Classifier {
         let config = TeachConfig { epochs, seed, ..Default::default() };
         let (taught, lesson) = self.examples.teach(self.loaded.clone(), &names, &config).map_err(js_error)?;
         self.switch_to(taught).await?;
+        self.uses_loaded_network = true;
         Ok(serde_json::to_string(&lesson).unwrap_or_default())
     }
 
@@ -156,7 +165,9 @@ impl Classifier {
     /// fails to load.
     #[wasm_bindgen(js_name = useWeights)]
     pub async fn use_weights(&mut self, bytes: Vec<u8>) -> Result<(), JsError> {
-        self.switch_to(bytes).await
+        self.switch_to(bytes).await?;
+        self.uses_loaded_network = false;
+        Ok(())
     }
 
     /// Uses a weights file's bytes from now on as the loaded model (one the page kept from an
@@ -167,6 +178,8 @@ impl Classifier {
     pub async fn use_as_loaded(&mut self, bytes: Vec<u8>) -> Result<(), JsError> {
         self.switch_to(bytes.clone()).await?;
         self.loaded = bytes;
+        self.loaded_generation += 1;
+        self.uses_loaded_network = true;
         self.forget_features();
         Ok(())
     }
@@ -176,8 +189,51 @@ impl Classifier {
     #[wasm_bindgen(js_name = useLoaded)]
     pub async fn use_loaded(&mut self) -> Result<(), JsError> {
         self.switch_to(self.loaded.clone()).await?;
+        self.uses_loaded_network = true;
         self.forget_features();
         Ok(())
+    }
+
+    /// The loaded model's count (see `useAsLoaded`): a split network cut from an older one is
+    /// not to be used.
+    #[wasm_bindgen(js_name = loadedGeneration)]
+    pub fn loaded_generation(&self) -> u32 {
+        self.loaded_generation
+    }
+
+    /// Whether the network in use, all but its last layer, is the loaded one (which the split
+    /// network is cut from).
+    #[wasm_bindgen(js_name = usesLoadedNetwork)]
+    pub fn uses_loaded_network(&self) -> bool {
+        self.uses_loaded_network
+    }
+
+    /// The weights file as loaded (for the helper worker to cut its part from).
+    #[wasm_bindgen(js_name = loadedWeights)]
+    pub fn loaded_weights(&self) -> Vec<u8> {
+        self.loaded.clone()
+    }
+
+    /// Part `index` of `parts` of the loaded network, on the CPU (see `Part`). Refused on WebGPU,
+    /// or while another network is in use.
+    pub fn part(&self, index: usize, parts: usize) -> Result<Part, JsError> {
+        match self.engine.cpu_model() {
+            Some(saved) if self.uses_loaded_network => {
+                Part::of(saved.model.clone(), saved.info.normalization, index, parts)
+            }
+            _ => Err(JsError::new("only the loaded network on the CPU is split")),
+        }
+    }
+
+    /// The answer for a photo from its fc7 features (the split network's parts together), as
+    /// `classifyFile` gives it; the features are kept under `photo`, if given.
+    #[wasm_bindgen(js_name = classifyFc7)]
+    pub fn classify_fc7(&mut self, fc7: Vec<f32>, k: usize, photo: Option<u32>) -> Result<String, JsError> {
+        let answer = self.engine.classify_fc7(fc7.clone(), k).map_err(js_error)?;
+        if let Some(photo) = photo {
+            self.photos.keep(photo, fc7);
+        }
+        Ok(serde_json::to_string(&answer).unwrap_or_default())
     }
 
     /// The model in use as the weights file it was loaded or made from, unchanged (for the page

@@ -93,6 +93,34 @@ impl Engine {
         }
     }
 
+    /// The CPU's model, which the page's two workers split ([`alexnet::split`]); none on WebGPU.
+    pub fn cpu_model(&self) -> Option<&SavedModel<Flex>> {
+        match self {
+            Engine::Gpu(..) => None,
+            Engine::Cpu(s) => Some(s),
+        }
+    }
+
+    /// The top `k` classes from fc7's features (what the split network's parts give together):
+    /// the model in use's last layer. The CPU's only.
+    pub fn classify_fc7(&self, fc7: Vec<f32>, k: usize) -> Result<Classification, WebError> {
+        let saved =
+            self.cpu_model().ok_or_else(|| WebError::Other("the split network runs on the CPU".into()))?;
+        let width = saved.model.fc7_width();
+        if fc7.len() != width {
+            return Err(WebError::Other(format!("fc7 has {width} features, not {}", fc7.len())));
+        }
+        let features =
+            Tensor::<Flex, 2>::from_data(burn::tensor::TensorData::new(fc7, [1, width]), &Default::default());
+        let logits = saved
+            .model
+            .last_layer(features)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| WebError::Other(format!("{e:?}")))?;
+        Ok(Classification::from_logits(&logits, &saved.info, k))
+    }
+
     /// The same backend with other weights (a taught model, or the loaded one back).
     pub async fn reload(&self, bytes: Vec<u8>) -> Result<Self, WebError> {
         match self {
@@ -221,3 +249,5 @@ pub mod teach;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+#[cfg(target_arch = "wasm32")]
+mod parts;

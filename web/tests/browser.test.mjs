@@ -297,9 +297,10 @@ test("a model file that fails to load is not kept in the cache", { timeout: TIME
 });
 
 test("without WebGPU the CPU fallback runs and agrees, and the page never freezes", { timeout: 4 * TIMEOUT }, async () => {
-  const { context, page } = await openPage({ webgpu: false });
+  // On two workers (the paper's two-GPU split), whatever this machine's timing would choose.
+  const { context, page, logged } = await openPage({ webgpu: false, query: "&workers=2" });
   try {
-    assert.match(await page.textContent("[data-testid=backend]"), /CPU/);
+    assert.match(await page.textContent("[data-testid=backend]"), /^CPU \(no WebGPU adapter\) · 2 workers$/);
     // Main-thread tasks over 50 ms ("long tasks") while classifying: inference runs in a worker.
     await page.evaluate(() => {
       window.longTasks = [];
@@ -307,6 +308,15 @@ test("without WebGPU the CPU fallback runs and agrees, and the page never freeze
         .observe({ type: "longtask" });
     });
     await agreesWithNative(page, "CPU");
+    // A file that does not decode fails in both workers; the next photo still goes through both.
+    for (const [bad, expected] of [["truncated.png", "could not be decoded"], ["line.png", "too elongated"]]) {
+      const { error } = await classify(page, path.join(fixtures, bad));
+      assert.ok(error.includes(expected), `${bad}: "${error}" lacks "${expected}"`);
+    }
+    const { rows } = await classify(page, path.join(photosDir, "chelsea.png"));
+    const want = answersByFile("native.jsonl").get("chelsea.png").top5;
+    assert.deepEqual(rows.map((r) => r.index), want.map((r) => r.index), "chelsea.png after the bad files");
+    assert.deepEqual(logged.filter((l) => /one worker/.test(l)), [], "the split was kept");
     const longTasks = await page.evaluate(() => window.longTasks);
     const stall = Math.max(0, ...longTasks);
     console.log(`longest main-thread task while classifying: ${stall ? `${Math.round(stall)} ms` : "none over 50 ms"}`);
