@@ -1,11 +1,13 @@
 //! Which of gemm's f32 micro-kernels run our products on x86-64: AVX-512 where the cores run
-//! 512-bit instructions at full width (Intel's server cores, AMD from Zen 5 on), AVX2+FMA
-//! elsewhere. AMD's Zen 4 splits each 512-bit instruction into two 256-bit halves, and there
-//! gemm's AVX-512 kernels trained more slowly than its AVX2 ones (BENCHMARKS.md has the figures of
-//! each kind). gemm itself takes AVX-512 wherever the CPU has it once its `x86-v4` feature is on,
-//! so on x86-64 we call its kernels through `gemm_basic_generic` ourselves. `ALEXNET_CPU_KERNELS=avx2|avx512` overrides the
-//! choice (to compare them on one machine). Other targets (wasm32, aarch64) go through
-//! `gemm::gemm`, which picks their kernels.
+//! 512-bit instructions at full width (Intel's server cores, AMD from Zen 5 on), AVX2+FMA where
+//! the CPU has no AVX-512. AMD's Zen 4 splits each 512-bit instruction into two 256-bit halves;
+//! there gemm's AVX-512 kernels win most of AlexNet's products but take twice AVX2's time on the
+//! narrow, long ones of the fc layers in training (batch-wide, over thousands of inputs, split
+//! across threads), so Zen 4 mixes the two by shape (BENCHMARKS.md has the figures of each kind).
+//! gemm itself takes AVX-512 wherever the CPU has it once its `x86-v4` feature is on, so on
+//! x86-64 we call its kernels through `gemm_basic_generic` ourselves.
+//! `ALEXNET_CPU_KERNELS=avx2|avx512|mixed` overrides the choice (to compare them on one machine).
+//! Other targets (wasm32, aarch64) go through `gemm::gemm`, which picks their kernels.
 
 use std::sync::OnceLock;
 
@@ -16,6 +18,15 @@ pub enum Kernels {
     Gemm,
     Avx2Fma,
     Avx512,
+    /// AVX-512 but for [`narrow`] products, which take AVX2+FMA (Zen 4).
+    Mixed,
+}
+
+#[cfg(target_arch = "x86_64")]
+/// A product at most 32 columns wide over at least 256 inputs (its destination laid out
+/// column-major): fc layers' products at a training batch of 32 or less.
+pub fn narrow([_, n, k]: [usize; 3]) -> bool {
+    n <= 32 && k >= 256
 }
 
 impl Kernels {
@@ -24,6 +35,7 @@ impl Kernels {
             Kernels::Gemm => "gemm's default",
             Kernels::Avx2Fma => "AVX2+FMA",
             Kernels::Avx512 => "AVX-512",
+            Kernels::Mixed => "AVX-512 (AVX2+FMA for narrow products)",
         }
     }
 }
@@ -41,7 +53,9 @@ fn choose(requested: Option<&str>) -> Kernels {
     match requested {
         Some("avx512") if avx512 => Kernels::Avx512,
         Some("avx2") if fma => Kernels::Avx2Fma,
+        Some("mixed") if avx512 && fma => Kernels::Mixed,
         _ if avx512 && full_width_avx512() => Kernels::Avx512,
+        _ if avx512 && fma => Kernels::Mixed,
         _ if fma => Kernels::Avx2Fma,
         // An x86-64 CPU older than Haswell: gemm's scalar or SSE kernels.
         _ => Kernels::Gemm,
@@ -209,11 +223,17 @@ mod x86 {
         parallelism: gemm::Parallelism,
     ) {
         let args = (mnk, dst, dst_strides, read_dst, lhs, lhs_strides, rhs, rhs_strides, parallelism);
+        let avx512 = match kernels {
+            Kernels::Avx512 => true,
+            Kernels::Mixed => !super::narrow(mnk),
+            _ => false,
+        };
         // SAFETY: as this function's contract.
         unsafe {
-            match kernels {
-                Kernels::Avx512 => product!(V4, avx512f, 16, args),
-                _ => product!(V3, fma, 8, args),
+            if avx512 {
+                product!(V4, avx512f, 16, args)
+            } else {
+                product!(V3, fma, 8, args)
             }
         }
     }
@@ -249,12 +269,20 @@ mod tests {
             families.push(Kernels::Avx2Fma);
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
-            families.push(Kernels::Avx512);
+            families.extend([Kernels::Avx512, Kernels::Mixed]);
         }
         // Shapes around the kernels' tiles (8 or 16 lanes, up to 4 x 6 registers), a vector
         // times a matrix, and fc6's shape at batch 2.
-        let shapes =
-            [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 96, 121], [1, 300, 50], [200, 1, 30], [2, 1024, 2304]];
+        let shapes = [
+            [1, 1, 1],
+            [3, 5, 7],
+            [17, 33, 9],
+            [64, 96, 121],
+            [1, 300, 50],
+            [200, 1, 30],
+            [2, 1024, 2304],
+            [32, 300, 1000],
+        ];
         for kernels in families {
             for [m, n, k] in shapes {
                 let (lhs, rhs) = (values(m * k, 1), values(k * n, 2));
@@ -290,7 +318,18 @@ mod tests {
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
         assert_eq!(choose(Some("avx512")) == Kernels::Avx512, avx512);
         assert_eq!(choose(Some("avx2")), Kernels::Avx2Fma);
+        assert_eq!(choose(Some("mixed")) == Kernels::Mixed, avx512);
         assert_eq!(choose(Some("nonsense")), choose(None));
         assert_eq!(choose(None) == Kernels::Avx512, avx512 && full_width_avx512());
+        assert_eq!(choose(None) == Kernels::Mixed, avx512 && !full_width_avx512());
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn narrow_products_are_the_fc_layers_at_a_training_batch() {
+        // fc6's weight gradient at batch 32 (destination column-major: n is the batch) ...
+        assert!(narrow([9216, 32, 4096]));
+        // ... but not conv1's products, nor fc6's forward product at batch 32.
+        assert!(!narrow([2352, 24, 64]) && !narrow([4096, 9216, 32]));
     }
 }

@@ -16,7 +16,7 @@ use crate::data::{ImageFolder, Loader, Transform};
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub backend: String,
-    /// The CPU's matrix kernels (`"AVX2+FMA"`, `"AVX-512"`), on the CPU backend.
+    /// The CPU's matrix kernels (`"AVX2+FMA"`, `"AVX-512"`, or Zen 4's mix), on the CPU backend.
     pub cpu_kernels: Option<&'static str>,
     pub preset: Preset,
     pub width: f64,
