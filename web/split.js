@@ -109,7 +109,9 @@ export class Primary {
     this.part = null;
     this.generation = -1; // the loaded model's count both parts were cut from; -1: not split
     this.cutReplies = new Map(); // generation -> resolve
+    this.cutTried = new Set(); // generations cut (or tried)
     this.nextWarmUp = -1; // ids of the blank passes, below the page's request ids
+    this.lost = null; // why the helper is gone, once it is
     port.onmessage = ({ data }) => {
       if (data.type === "share") this.mailbox.put(data.id, data.step, data.values);
       else if (data.type === "failed") this.mailbox.fail(data.id, new SplitFailed(data.message));
@@ -127,7 +129,9 @@ export class Primary {
   // primary classifies alone.
   async cut(classifier) {
     const generation = classifier.loadedGeneration();
-    if (generation === this.generation) return;
+    // Each model is cut once: the helper cuts the first unasked, so asking again would hang.
+    if (this.cutTried.has(generation) || this.lost) return;
+    this.cutTried.add(generation);
     this.generation = -1;
     this.measured = null;
     try {
@@ -179,8 +183,10 @@ export class Primary {
 
   // The helper is gone: every photo from now on on this worker alone.
   lose(message) {
+    this.lost = message;
     this.generation = -1;
     this.mailbox.failAll(new SplitFailed(message));
+    for (const resolve of this.cutReplies.values()) resolve({ error: message });
   }
 
   // fc7's features of a request's image, from both parts.

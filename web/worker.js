@@ -35,11 +35,15 @@ import { Primary, SplitFailed, help } from "./split.js";
 const ready = init();
 let classifier = null;
 let split = null; // the primary's side of the split network, when there is a helper
+let helperLost = null; // why the helper failed, if it did (it may fail before "load" is handled)
 let queue = Promise.resolve();
 
 onmessage = ({ data }) => {
   if (data.type === "help") help(data.port, data.bytes, ready);
-  else if (data.type === "helperLost") split?.lose("the helper worker failed");
+  else if (data.type === "helperLost") {
+    helperLost = "the helper worker failed";
+    split?.lose(helperLost);
+  }
   else queue = queue.then(() => handle(data));
 };
 
@@ -70,6 +74,7 @@ async function handle(data) {
       classifier = await Classifier.load(data.bytes, data.backend);
       if (data.peer) {
         split = new Primary(data.peer, data.measure);
+        if (helperLost) split.lose(helperLost);
         await split.cut(classifier);
       }
       postMessage({ type: "loaded", backend: classifier.backend(), info: classifier.infoJson(), workers: split?.describe() ?? "" });
