@@ -457,21 +457,21 @@ impl<B: Backend> AlexNet<B> {
         self.relu.forward(linear(layer, x))
     }
 
-    /// The same network with each of conv1..conv5 (by index, 0 = conv1) and fc6, fc7 (0 = fc6)
-    /// replaced: what [`crate::split`] cuts its parts with.
+    /// The same network with each of conv1..conv5, fc6 and fc7 replaced: what [`crate::split`]
+    /// cuts its parts with.
     pub(crate) fn map_hidden(
         self,
-        conv: impl Fn(usize, Conv2d<B>) -> Result<Conv2d<B>, String>,
-        fc: impl Fn(usize, Linear<B>) -> Result<Linear<B>, String>,
+        conv: impl Fn(Conv2d<B>) -> Result<Conv2d<B>, String>,
+        fc: impl Fn(Linear<B>) -> Result<Linear<B>, String>,
     ) -> Result<Self, String> {
         Ok(Self {
-            conv1: conv(0, self.conv1)?,
-            conv2: conv(1, self.conv2)?,
-            conv3: conv(2, self.conv3)?,
-            conv4: conv(3, self.conv4)?,
-            conv5: conv(4, self.conv5)?,
-            fc6: fc(0, self.fc6)?,
-            fc7: fc(1, self.fc7)?,
+            conv1: conv(self.conv1)?,
+            conv2: conv(self.conv2)?,
+            conv3: conv(self.conv3)?,
+            conv4: conv(self.conv4)?,
+            conv5: conv(self.conv5)?,
+            fc6: fc(self.fc6)?,
+            fc7: fc(self.fc7)?,
             ..self
         })
     }

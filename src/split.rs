@@ -49,7 +49,7 @@ impl<B: Backend> Part<B> {
             _ => true,
         });
         let model =
-            model.map_hidden(|_, conv| conv_share(conv, index, parts), |_, fc| fc_share(fc, index, parts))?;
+            model.map_hidden(|conv| conv_share(conv, index, parts), |fc| fc_share(fc, index, parts))?;
         Ok(Self { index, parts, model, takes_whole, last: [0; 4] })
     }
 
