@@ -1,10 +1,10 @@
 // The page's CPU path on two workers: the paper's two-GPU split (src/split.rs). The page's worker
 // (the primary) holds the whole model and part 0 of its network; a helper worker holds part 1.
-// For each photo both prepare the image, then step through conv1..fc7: each computes its part's
-// share of a layer and, where the next layer needs every share, sends it to the other over a
-// MessagePort. The primary ends with fc7 and answers with the model's own last layer.
-//   primary -> helper: {type: "cut", bytes, generation} (a newly loaded model)
-//        | {type: "run", id, bytes | rgba, width, height | input} | {type: "cancel", id}
+// For each photo the primary prepares the image and sends it over; then both step through
+// conv1..fc7: each computes its part's share of a layer and, where the next layer needs every
+// share, sends it to the other over a MessagePort. The primary ends with fc7 and answers with the
+// model's own last layer.
+//   primary -> helper: {type: "cut", bytes, generation} (a newly loaded model) | {type: "run", id, input}
 //   helper -> primary: {type: "cut", generation, error} | {type: "failed", id, message}
 //   both ways: {type: "share", id, step, values}
 import { Part } from "./alexnet-web.js";
@@ -191,16 +191,11 @@ export class Primary {
 
   // fc7's features of a request's image, from both parts.
   async run(id, source) {
+    // An image that does not decode fails here, before the helper hears of it.
+    const input = prepare(this.part, source);
     this.mailbox.start(id);
     try {
-      this.port.postMessage({ type: "run", id, ...source });
-      let input;
-      try {
-        input = prepare(this.part, source);
-      } catch (e) {
-        this.port.postMessage({ type: "cancel", id });
-        throw e;
-      }
+      this.port.postMessage({ type: "run", id, input });
       return await runPart(this, id, input);
     } catch (e) {
       if (e instanceof SplitFailed) this.generation = -1;
@@ -222,7 +217,6 @@ export function help(port, bytes, ready) {
   let queue = ready.then(() => cut(helper, bytes, 0));
   port.onmessage = ({ data }) => {
     if (data.type === "share") helper.mailbox.put(data.id, data.step, data.values);
-    else if (data.type === "cancel") helper.mailbox.fail(data.id, new Cancelled("cancelled"));
     else if (data.type === "cut") queue = queue.then(() => cut(helper, data.bytes, data.generation));
     else if (data.type === "run") {
       // Opened on arrival: the primary's first share may come before the run before it ends.
@@ -245,9 +239,8 @@ function cut(helper, bytes, generation) {
 
 async function helpWith(helper, data) {
   try {
-    if (helper.mailbox.open.get(data.id)?.failed) return; // cancelled before it began
     if (!helper.part) throw new Error("the helper has no part of this model");
-    await runPart(helper, data.id, prepare(helper.part, data));
+    await runPart(helper, data.id, data.input);
   } catch (e) {
     if (!(e instanceof Cancelled)) helper.port.postMessage({ type: "failed", id: data.id, message: String(e.message || e) });
   } finally {
