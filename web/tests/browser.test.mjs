@@ -308,7 +308,8 @@ test("without WebGPU the CPU fallback runs and agrees, and the page never freeze
         .observe({ type: "longtask" });
     });
     await agreesWithNative(page, "CPU");
-    // A file that does not decode fails in both workers; the next photo still goes through both.
+    // A file that does not decode fails before the helper hears of it; the next photo still goes
+    // through both workers.
     for (const [bad, expected] of [["truncated.png", "could not be decoded"], ["line.png", "too elongated"]]) {
       const { error } = await classify(page, path.join(fixtures, bad));
       assert.ok(error.includes(expected), `${bad}: "${error}" lacks "${expected}"`);
