@@ -349,6 +349,13 @@ function showFilters(model) {
   model.filters().then((p) => $("filters").replaceChildren(figureOf(p)), () => {});
 }
 
+// The backend line, e.g. "CPU (no WebGPU adapter) · 2 workers: 22 ms on 2, 30 ms on 1 for a
+// blank frame".
+function showBackend(loaded, why) {
+  const workers = loaded.workers ? ` · ${loaded.workers}` : "";
+  $("backend").textContent = `${why ? `${loaded.backend} (${why})` : loaded.backend}${workers}`;
+}
+
 // A weights file picked by the visitor: loaded in a new worker on the same backend and checked
 // there first; the model in use stays when it fails.
 async function loadModelFile(file, teaching) {
@@ -364,6 +371,7 @@ async function loadModelFile(file, teaching) {
   }
   clearError();
   previous.terminate();
+  showBackend(loaded, "");
   model.backendName = loaded.backend;
   activeModel = model;
   showModel(JSON.parse(loaded.info));
@@ -413,9 +421,7 @@ async function main() {
     await weights.keep();
     bundled = weights.bytes;
     $("progress").hidden = true;
-    // e.g. "CPU (no WebGPU adapter) · 2 workers: 22 ms on 2, 30 ms on 1 for a blank frame"
-    const workers = loaded.workers ? ` · ${loaded.workers}` : "";
-    $("backend").textContent = `${why ? `${loaded.backend} (${why})` : loaded.backend}${workers}`;
+    showBackend(loaded, why);
     model.backendName = loaded.backend;
     model.onFallback = (reason) => {
       model.backendName = "CPU";
