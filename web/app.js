@@ -350,7 +350,7 @@ function showFilters(model) {
 }
 
 // The backend line, e.g. "CPU (no WebGPU adapter) · 2 workers: 22 ms on 2, 30 ms on 1 for a
-// blank frame".
+// blank frame, best of 3".
 function showBackend(loaded, why) {
   const workers = loaded.workers ? ` · ${loaded.workers}` : "";
   $("backend").textContent = `${why ? `${loaded.backend} (${why})` : loaded.backend}${workers}`;
