@@ -4,7 +4,8 @@
 // conv1..fc7: each computes its part's share of a layer and, where the next layer needs every
 // share, sends it to the other over a MessagePort. The primary ends with fc7 and answers with the
 // model's own last layer.
-//   primary -> helper: {type: "cut", bytes, generation} (a newly loaded model) | {type: "run", id, input}
+//   primary -> helper: {type: "cut", bytes, generation} (a newly loaded model)
+//        | {type: "run", id, input} | {type: "cancel", id} (the primary gave the request up)
 //   helper -> primary: {type: "cut", generation, error} | {type: "failed", id, message}
 //   both ways: {type: "share", id, step, values}
 import { Part } from "./alexnet-web.js";
@@ -200,6 +201,8 @@ export class Primary {
       return await runPart(this, id, input);
     } catch (e) {
       if (e instanceof SplitFailed) this.generation = -1;
+      // The helper must not wait for shares that will not come.
+      else this.port.postMessage({ type: "cancel", id });
       throw e;
     } finally {
       this.mailbox.forget(id);
@@ -218,6 +221,7 @@ export function help(port, bytes, ready) {
   let queue = ready.then(() => cut(helper, bytes, 0));
   port.onmessage = ({ data }) => {
     if (data.type === "share") helper.mailbox.put(data.id, data.step, data.values);
+    else if (data.type === "cancel") helper.mailbox.fail(data.id, new Cancelled("given up"));
     else if (data.type === "cut") queue = queue.then(() => cut(helper, data.bytes, data.generation));
     else if (data.type === "run") {
       // Opened on arrival: the primary's first share may come before the run before it ends.
