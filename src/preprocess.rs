@@ -223,6 +223,16 @@ pub fn preprocess_bytes(bytes: &[u8], norm: &Normalization) -> Result<Vec<f32>, 
     Ok(eval_transform(&decode(bytes)?, norm))
 }
 
+/// A canvas's RGBA pixels ([`from_rgba`]) through [`eval_transform`].
+pub fn preprocess_rgba(
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+    norm: &Normalization,
+) -> Result<Vec<f32>, ImageError> {
+    Ok(eval_transform(&from_rgba(rgba, width, height)?, norm))
+}
+
 /// Resizes with PIL's `Image.resize(size, BILINEAR)` algorithm (Pillow's `Resample.c`): a
 /// triangle filter whose support widens by the scale factor when shrinking (antialiasing),
 /// coefficients in 22-bit fixed point, rounding to 8 bits after each pass.

@@ -131,9 +131,9 @@ impl Classifier {
         height: u32,
         k: usize,
     ) -> Result<String, JsError> {
-        let image =
-            alexnet::preprocess::from_rgba(&rgba, width, height).map_err(|e| js_error(WebError::Image(e)))?;
-        let input = alexnet::preprocess::eval_transform(&image, &self.engine.info().normalization);
+        let norm = &self.engine.info().normalization;
+        let input = alexnet::preprocess::preprocess_rgba(&rgba, width, height, norm)
+            .map_err(|e| js_error(WebError::Image(e)))?;
         let (answer, _) = self.engine.classify_input(input, k).await.map_err(js_error)?;
         Ok(serde_json::to_string(&answer).unwrap_or_default())
     }
@@ -155,8 +155,8 @@ impl Classifier {
     pub async fn teach(&mut self, names: Vec<String>, epochs: usize, seed: u64) -> Result<String, JsError> {
         let config = TeachConfig { epochs, seed, ..Default::default() };
         let (taught, lesson) = self.examples.teach(self.loaded.clone(), &names, &config).map_err(js_error)?;
-        self.switch_to(taught).await?;
-        self.uses_loaded_network = true;
+        // A taught model is the loaded network with a new last layer.
+        self.switch_to(taught, true).await?;
         Ok(serde_json::to_string(&lesson).unwrap_or_default())
     }
 
@@ -165,9 +165,7 @@ impl Classifier {
     /// fails to load.
     #[wasm_bindgen(js_name = useWeights)]
     pub async fn use_weights(&mut self, bytes: Vec<u8>) -> Result<(), JsError> {
-        self.switch_to(bytes).await?;
-        self.uses_loaded_network = false;
-        Ok(())
+        self.switch_to(bytes, false).await
     }
 
     /// Uses a weights file's bytes from now on as the loaded model (one the page kept from an
@@ -176,10 +174,9 @@ impl Classifier {
     /// use stays when the file fails to load.
     #[wasm_bindgen(js_name = useAsLoaded)]
     pub async fn use_as_loaded(&mut self, bytes: Vec<u8>) -> Result<(), JsError> {
-        self.switch_to(bytes.clone()).await?;
+        self.switch_to(bytes.clone(), true).await?;
         self.loaded = bytes;
         self.loaded_generation += 1;
-        self.uses_loaded_network = true;
         self.forget_features();
         Ok(())
     }
@@ -188,8 +185,7 @@ impl Classifier {
     /// been another network): the page gives the examples again.
     #[wasm_bindgen(js_name = useLoaded)]
     pub async fn use_loaded(&mut self) -> Result<(), JsError> {
-        self.switch_to(self.loaded.clone()).await?;
-        self.uses_loaded_network = true;
+        self.switch_to(self.loaded.clone(), true).await?;
         self.forget_features();
         Ok(())
     }
@@ -229,7 +225,7 @@ impl Classifier {
     /// `classifyFile` gives it; the features are kept under `photo`, if given.
     #[wasm_bindgen(js_name = classifyFc7)]
     pub fn classify_fc7(&mut self, fc7: Vec<f32>, k: usize, photo: Option<u32>) -> Result<String, JsError> {
-        let answer = self.engine.classify_fc7(fc7.clone(), k).map_err(js_error)?;
+        let answer = self.engine.classify_fc7(&fc7, k).map_err(js_error)?;
         if let Some(photo) = photo {
             self.photos.keep(photo, fc7);
         }
@@ -360,11 +356,13 @@ impl Classifier {
         self.photos = Neighbours::default();
     }
 
-    /// Uses `weights` from now on, on the same backend.
-    async fn switch_to(&mut self, weights: Vec<u8>) -> Result<(), JsError> {
+    /// Uses `weights` from now on, on the same backend; `loaded_network`: whether all but their
+    /// last layer is the loaded model's (what the split network is cut from).
+    async fn switch_to(&mut self, weights: Vec<u8>, loaded_network: bool) -> Result<(), JsError> {
         self.engine = self.engine.reload(weights.clone()).await.map_err(js_error)?;
         self.weights = weights;
         self.inside = None;
+        self.uses_loaded_network = loaded_network;
         Ok(())
     }
 

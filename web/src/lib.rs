@@ -103,15 +103,17 @@ impl Engine {
 
     /// The top `k` classes from fc7's features (what the split network's parts give together):
     /// the model in use's last layer. The CPU's only.
-    pub fn classify_fc7(&self, fc7: Vec<f32>, k: usize) -> Result<Classification, WebError> {
+    pub fn classify_fc7(&self, fc7: &[f32], k: usize) -> Result<Classification, WebError> {
         let saved =
             self.cpu_model().ok_or_else(|| WebError::Other("the split network runs on the CPU".into()))?;
         let width = saved.model.fc7_width();
         if fc7.len() != width {
             return Err(WebError::Other(format!("fc7 has {width} features, not {}", fc7.len())));
         }
-        let features =
-            Tensor::<Flex, 2>::from_data(burn::tensor::TensorData::new(fc7, [1, width]), &Default::default());
+        let features = Tensor::<Flex, 2>::from_data(
+            burn::tensor::TensorData::new(fc7.to_vec(), [1, width]),
+            &Default::default(),
+        );
         let logits = saved
             .model
             .last_layer(features)

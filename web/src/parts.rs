@@ -62,8 +62,7 @@ impl Part {
     /// The normalised input of a canvas's RGBA pixels (as `classifyRgba` prepares it).
     #[wasm_bindgen(js_name = prepareRgba)]
     pub fn prepare_rgba(&self, rgba: &[u8], width: u32, height: u32) -> Result<Vec<f32>, JsError> {
-        let image = preprocess::from_rgba(rgba, width, height).map_err(image_error)?;
-        Ok(preprocess::eval_transform(&image, &self.norm))
+        preprocess::preprocess_rgba(rgba, width, height, &self.norm).map_err(image_error)
     }
 
     /// This part's share of step `step`'s output (see [`split::Part::step`]).
