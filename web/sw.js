@@ -3,7 +3,7 @@
 // first requests may come before it controls them), then answers network-first (a new version is
 // picked up at once) with the cache as the fallback. The model's weights are app.js's to cache,
 // once they have loaded.
-const CACHE = "alexnet-page-v8";
+const CACHE = "alexnet-page-v9";
 const PAGE = [
   "./",
   "index.html",

@@ -59,6 +59,11 @@ pub struct TrainOptions {
     /// Continue the run checkpointed in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Start from this weights file (the same --preset, --width and classes) instead of a fresh
+    /// draw: a warm restart, the schedule from its beginning.
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
     /// Use only the first N classes.
     #[arg(long)]
     pub max_classes: Option<usize>,

@@ -5,7 +5,7 @@
 //! A custom loop rather than burn-train's Learner: the plateau schedule needs each epoch's
 //! validation error, and checkpoints must hold that schedule's state and the data order's seed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alexnet::labels::{self, Label};
@@ -419,6 +419,10 @@ fn start<B: AutodiffBackend>(
             opts.out.display()
         );
     } else {
+        let model = match &opts.from {
+            Some(path) => warm_start(model, path, config, classes, device)?,
+            None => model,
+        };
         Start { model, optim, schedule, history: Vec::new(), first_epoch: 1 }
     };
     if writer {
@@ -428,6 +432,33 @@ fn start<B: AutodiffBackend>(
         Some(ranks) => share_start(ranks, start, device),
         None => Ok(start),
     }
+}
+
+/// `model` with the weights of the file at `path`, which must hold the same network for the same
+/// classes. The record is loaded into `model`, so its dropout and trainable parameters stay.
+fn warm_start<B: AutodiffBackend>(
+    model: AlexNet<B>,
+    path: &Path,
+    config: &AlexNetConfig,
+    classes: &[String],
+    device: &B::Device,
+) -> Result<AlexNet<B>> {
+    let saved = SavedModel::<B>::load(path, device).with_context(|| format!("--from {}", path.display()))?;
+    let (theirs, wnids) = (&saved.info.config, saved.info.labels.iter().map(|l| l.wnid.as_deref()));
+    let same_classes = wnids.eq(classes.iter().map(|c| Some(c.as_str())))
+        || saved.info.labels.iter().map(|l| &l.name).eq(classes.iter());
+    if theirs.preset != config.preset || theirs.width != config.width || !same_classes {
+        bail!(
+            "--from {} holds another network (preset {}, width {}, {} classes): use its --preset, \
+             --width and data",
+            path.display(),
+            theirs.preset,
+            theirs.width,
+            saved.info.labels.len()
+        );
+    }
+    eprintln!("starting from the weights in {}", path.display());
+    Ok(model.load_record(saved.model.into_record()))
 }
 
 /// Rank 0's start (its weights, optimizer state and schedule) on every rank.

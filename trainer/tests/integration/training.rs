@@ -125,6 +125,25 @@ fn resumed_run_matches_an_uninterrupted_one() {
         }
     }
 
+    // A warm start from the finished run's weights (at a rate too small to move them) validates
+    // as that run's last epoch did; another width is refused before any training.
+    let warm = tempfile::tempdir().unwrap();
+    let weights = whole.weights.to_str().unwrap();
+    let from = small(warm.path(), &["--from", weights, "--epochs", "1", "--lr", "1e-12"]);
+    let started = train::<B>(&from, &Default::default(), BackendInUse::cpu(), false).unwrap();
+    let (before, after) = (whole.history.last().unwrap(), &started.history[0]);
+    assert!((before.val_loss - after.val_loss).abs() < 1e-4, "{} vs {}", before.val_loss, after.val_loss);
+    assert_eq!(before.val_top1, after.val_top1);
+    let other = tempfile::tempdir().unwrap();
+    let err = train::<B>(
+        &small(other.path(), &["--from", weights, "--width", "0.25"]),
+        &Default::default(),
+        BackendInUse::cpu(),
+        false,
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("holds another network (preset torchvision, width 0.125"), "{err:#}");
+
     // A checkpoint with a flipped byte is refused by name (it used to resume into a loss of 1e26).
     let model_file = b.path().join("checkpoint/model-2.bin");
     let mut bytes = std::fs::read(&model_file).unwrap();
