@@ -444,9 +444,10 @@ fn warm_start<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<AlexNet<B>> {
     let saved = SavedModel::<B>::load(path, device).with_context(|| format!("--from {}", path.display()))?;
-    let (theirs, wnids) = (&saved.info.config, saved.info.labels.iter().map(|l| l.wnid.as_deref()));
-    let same_classes = wnids.eq(classes.iter().map(|c| Some(c.as_str())))
-        || saved.info.labels.iter().map(|l| &l.name).eq(classes.iter());
+    let (theirs, labels) = (&saved.info.config, &saved.info.labels);
+    // Class folders are named by WordNet id (Imagenette) or by the class's name.
+    let same_classes = labels.iter().map(|l| l.wnid.as_deref()).eq(classes.iter().map(|c| Some(c.as_str())))
+        || labels.iter().map(|l| &l.name).eq(classes.iter());
     if theirs.preset != config.preset || theirs.width != config.width || !same_classes {
         bail!(
             "--from {} holds another network (preset {}, width {}, {} classes): use its --preset, \
@@ -454,7 +455,7 @@ fn warm_start<B: AutodiffBackend>(
             path.display(),
             theirs.preset,
             theirs.width,
-            saved.info.labels.len()
+            labels.len()
         );
     }
     eprintln!("starting from the weights in {}", path.display());
